@@ -1,0 +1,81 @@
+use clap::{Parser, Subcommand};
+use elkservice_api::settings::Settings;
+use elkservice_api::startup::Application;
+use elkservice_api::{auth, openapi};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The elkservice REST API: a live record of container health over MySQL.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file; the environment (ELK_<SECTION>__<KEY>, DATABASE_URL) overrides it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Print a new random API key and the digest to put in ELK_API__KEYS.
+    NewKey,
+    /// Print the OpenAPI document (what openapi/openapi.json must hold).
+    Openapi,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::NewKey => {
+            let (key, digest) = auth::new_key();
+            println!("key:    {key}\ndigest: {digest}");
+            println!(
+                "Give the key to the client; add the digest to ELK_API__KEYS (comma-separated)."
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                openapi::spec().to_pretty_json().expect("spec serialises")
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(cli.config).await,
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("elkservice-api: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    elkservice_core::telemetry::init(&settings.log);
+    let listen = settings.api.listen;
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "start-up failed");
+            eprintln!("elkservice-api: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%listen, port = app.port(), "listening");
+    match app.run_until_stopped().await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

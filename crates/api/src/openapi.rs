@@ -1,0 +1,92 @@
+//! The OpenAPI document, built from the handlers' annotations. The same document
+//! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
+
+use crate::error::ErrorBody;
+use crate::routes::{health, services};
+use elkservice_core::{Service, Status};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "elkservice",
+        description = "A live record of whether the services of a container deployment are healthy. \
+            Reads are open unless the server requires keys for them; writes need \
+            `Authorization: Bearer <key>`. Every route under `/elkservice` is also served under \
+            `/v1/elkservice`, the seed's Beego path.",
+    ),
+    paths(
+        services::list,
+        services::create,
+        services::get,
+        services::replace,
+        services::delete,
+        services::events,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    components(schemas(Service, Status, services::NewService, services::ServiceUpdate, services::ServiceEvent, ErrorBody)),
+    modifiers(&BearerKey, &V1Aliases),
+    tags(
+        (name = "elkservice", description = "Watched services and their status"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    ),
+)]
+struct ApiDoc;
+
+/// The document, with the `/v1` aliases.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key; the server holds only its SHA-256 digest (`ELK_API__KEYS`). \
+                         `elkservice-api new-key` makes one.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Documents each `/elkservice…` path again under `/v1`, with distinct operation ids.
+struct V1Aliases;
+
+impl Modify for V1Aliases {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let aliases: Vec<_> = api
+            .paths
+            .paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/elkservice"))
+            .map(|(path, item)| {
+                let mut item = item.clone();
+                for op in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.delete,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    op.operation_id = op.operation_id.as_ref().map(|id| format!("v1_{id}"));
+                }
+                (format!("/v1{path}"), item)
+            })
+            .collect();
+        api.paths.paths.extend(aliases);
+    }
+}

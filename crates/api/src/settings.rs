@@ -1,0 +1,49 @@
+//! The API's settings: `[api]`, `[database]` and `[log]`.
+
+use crate::auth::KeyRing;
+use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// SHA-256 digests (lowercase hex) of the accepted API keys, as a
+    /// comma-separated string or a TOML list. Never the keys themselves.
+    pub keys: KeyRing,
+    /// Require a key for reads too (writes always need one).
+    pub auth_reads: bool,
+    /// Seconds that in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+const API_DEFAULTS: &str = r#"
+[api]
+listen = "127.0.0.1:8080"
+keys = ""
+auth_reads = false
+shutdown_timeout_secs = 30
+"#;
+
+impl Settings {
+    /// Defaults < `file` < `ELK_*` variables < `DATABASE_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let defaults = [
+            API_DEFAULTS,
+            DatabaseSettings::DEFAULTS,
+            LogSettings::DEFAULTS,
+        ]
+        .concat();
+        config::load(&defaults, file, &[config::DATABASE_URL])
+    }
+}

@@ -1,0 +1,111 @@
+//! Building the server: the same path for `main` and for the tests.
+
+use crate::auth::KeyRing;
+use crate::error::ApiError;
+use crate::observe::{observe, Metrics};
+use crate::settings::{ApiSettings, Settings};
+use crate::{openapi, routes};
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpServer};
+use elkservice_core::db;
+use sqlx::MySqlPool;
+use std::net::TcpListener;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: MySqlPool,
+    pub keys: KeyRing,
+    pub auth_reads: bool,
+    pub metrics: Metrics,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connect to the database, migrate it, and bind the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::connect_and_migrate(&settings.database).await?;
+        Self::with_pool(&settings.api, pool, settings.database.max_connections)
+    }
+
+    /// Bind the listener and build the server over an existing pool.
+    pub fn with_pool(api: &ApiSettings, pool: MySqlPool, pool_max: u32) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(api.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", api.listen))?;
+        let port = listener.local_addr()?.port();
+        if api.keys.is_empty() {
+            tracing::warn!("api.keys is empty: every write will be refused with 401");
+        }
+        let state = web::Data::new(AppState {
+            pool,
+            keys: api.keys.clone(),
+            auth_reads: api.auth_reads,
+            metrics: Metrics::new(pool_max),
+        });
+        let spec = openapi::spec();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(BODY_LIMIT)
+                        .content_type_required(false)
+                        .error_handler(json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .wrap(from_fn(observe))
+                .configure(routes::configure)
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}")
+                        .url("/api-docs/openapi.json", spec.clone()),
+                )
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(api.shutdown_timeout_secs)
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGTERM or SIGINT, then let in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the body may be at most {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Unprocessable(serde_json::json!({ "message": e.to_string() }))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+    .into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("query string: {err}")).into()
+}
+
+fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("path: {err}; Id must be an integer")).into()
+}

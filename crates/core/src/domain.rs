@@ -1,0 +1,193 @@
+//! The domain model: a watched service, its name and its status.
+//!
+//! Values are validated when they are parsed, so the database and the wire only
+//! ever see well-formed names and statuses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, Row};
+use std::fmt;
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Longest accepted service name: a DNS label, which also bounds container names
+/// that users pick for ELK stacks.
+pub const NAME_MAX_LEN: usize = 63;
+/// Longest free-text detail kept for a service or a transition.
+pub const DETAIL_MAX_LEN: usize = 1024;
+
+/// A service name: 1–63 characters of `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ServiceName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1-{NAME_MAX_LEN} characters of A-Z a-z 0-9 . _ -")]
+pub struct InvalidName;
+
+impl ServiceName {
+    pub fn parse(s: &str) -> Result<Self, InvalidName> {
+        let ok = !s.is_empty()
+            && s.len() <= NAME_MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidName)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ServiceName::parse(&s).map_err(|e| serde::de::Error::custom(format!("Name {e}")))
+    }
+}
+
+/// The health of a service, as the contract defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Running and healthy.
+    Normal,
+    /// Running but unhealthy (Elasticsearch yellow, Kibana degraded).
+    Degraded,
+    /// Not running, unreachable, or Elasticsearch red.
+    Down,
+    /// Inside the start grace period.
+    Starting,
+    /// Never observed, or the watcher cannot see it.
+    Unknown,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Normal,
+        Status::Degraded,
+        Status::Down,
+        Status::Starting,
+        Status::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Normal => "normal",
+            Status::Degraded => "degraded",
+            Status::Down => "down",
+            Status::Starting => "starting",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of normal, degraded, down, starting, unknown")]
+pub struct InvalidStatus;
+
+impl FromStr for Status {
+    type Err = InvalidStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(InvalidStatus)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row of the `elkservice` table, as clients see it. Field names keep the
+/// seed's Beego JSON names; added fields use the same PascalCase style.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Service {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(value_type = String, example = "elasticsearch")]
+    pub name: ServiceName,
+    pub status: Status,
+    pub running: bool,
+    /// Transitions into `down` so far.
+    #[schema(example = 0)]
+    pub failed_count: u32,
+    /// What the last observation said, e.g. `exit code 137`.
+    pub detail: Option<String>,
+    /// When `Status` last changed.
+    pub status_changed_at: Option<DateTime<Utc>>,
+    /// When the last observation was applied.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of `elkservice` in the order [`Service`]'s `FromRow` reads them.
+pub const SERVICE_COLUMNS: &str = "id, name, status, running, failed_count, detail, \
+     status_changed_at, last_checked_at, created_at, updated_at";
+
+impl FromRow<'_, MySqlRow> for Service {
+    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        let decode =
+            |col: &str, e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
+                index: col.to_owned(),
+                source: e,
+            };
+        // `name` has a binary collation (container names are case-sensitive), which
+        // sqlx reports as VARBINARY; the bytes are UTF-8 text all the same.
+        let name: String = row.try_get_unchecked("name")?;
+        let status: String = row.try_get("status")?;
+        Ok(Service {
+            id: row.try_get("id")?,
+            name: ServiceName::parse(&name).map_err(|e| decode("name", e.into()))?,
+            status: status
+                .parse()
+                .map_err(|e: InvalidStatus| decode("status", e.into()))?,
+            running: row.try_get("running")?,
+            failed_count: row.try_get("failed_count")?,
+            detail: row.try_get("detail")?,
+            status_changed_at: row.try_get("status_changed_at")?,
+            last_checked_at: row.try_get("last_checked_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        for ok in ["a", "elasticsearch", "svc-1.prod_x", &"x".repeat(63)] {
+            assert!(ServiceName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "ümlaut", "a/b", &"x".repeat(64), "semi;colon"] {
+            assert_eq!(ServiceName::parse(bad), Err(InvalidName), "{bad}");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for st in Status::ALL {
+            assert_eq!(st.as_str().parse::<Status>(), Ok(st));
+        }
+        assert_eq!("Normal".parse::<Status>(), Err(InvalidStatus));
+    }
+}
