@@ -24,7 +24,7 @@ impl KeyRing {
             let ok = d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             if !ok {
                 return Err(format!(
-                    "api.keys: {:?} is not a SHA-256 digest (64 lowercase hex digits); \
+                    "{:?} is not a SHA-256 digest (64 lowercase hex digits); \
                      run `elkservice-api new-key` to make a key and its digest",
                     truncate(d)
                 ));

@@ -34,11 +34,38 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .connect(url)
         .await
         .with_context(|| format!("cannot connect to {shown}"))?;
-    MIGRATOR
-        .run(&pool)
+    migrate(&pool)
         .await
         .with_context(|| format!("migrations failed on {shown}"))?;
     Ok(pool)
+}
+
+/// How long a starting process waits for another one's migrations.
+const MIGRATION_LOCK_SECS: u32 = 120;
+
+/// Run the migrations while holding a server-wide named lock for this database.
+///
+/// sqlx's own migration lock is `GET_LOCK(name, -1)` with the result ignored;
+/// MariaDB answers a negative timeout with NULL at once instead of waiting, so
+/// two processes starting together would both apply the same migration.
+pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    // Lock names are server-wide and at most 64 characters: key them by a digest
+    // of the database name.
+    let lock = "CONCAT('elkservice.migrate.', MD5(DATABASE()))";
+    let got: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({lock}, ?)"))
+        .bind(MIGRATION_LOCK_SECS)
+        .fetch_one(&mut *conn)
+        .await?;
+    anyhow::ensure!(
+        got == Some(1),
+        "another process held the migration lock for over {MIGRATION_LOCK_SECS} s"
+    );
+    let result = MIGRATOR.run(&mut *conn).await;
+    sqlx::query(&format!("DO RELEASE_LOCK({lock})"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(result?)
 }
 
 /// The URL with its password hidden, for logs and error messages.

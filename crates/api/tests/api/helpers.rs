@@ -1,0 +1,179 @@
+//! `spawn_app()`: a fresh database, migrations, the app on a random port, and
+//! typed helpers. The database is dropped when the `TestApp` goes away.
+
+use elkservice_api::auth::{digest, KeyRing};
+use elkservice_api::settings::{ApiSettings, Settings};
+use elkservice_api::startup::Application;
+use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+use sqlx::{Connection, MySqlConnection};
+
+pub const KEY: &str = "test-key-that-the-tests-use";
+
+/// The server part of DATABASE_URL (default: local MariaDB as root), without a database.
+pub fn server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/elkservice".into());
+    let (scheme, rest) = url.split_once("://").expect("DATABASE_URL is scheme://...");
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
+pub fn fresh_database_url() -> (String, String) {
+    let name = format!("elktest_{}", uuid::Uuid::new_v4().simple());
+    (format!("{}/{name}", server_url()), name)
+}
+
+pub fn test_settings(database_url: String) -> Settings {
+    Settings {
+        api: ApiSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            keys: KeyRing::parse([digest(KEY).as_str()]).unwrap(),
+            auth_reads: false,
+            shutdown_timeout_secs: 1,
+        },
+        database: DatabaseSettings {
+            url: database_url,
+            max_connections: 5,
+            acquire_timeout_secs: 5,
+        },
+        log: LogSettings {
+            format: LogFormat::Json,
+        },
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub db: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let (url, db) = fresh_database_url();
+    let mut settings = test_settings(url);
+    tweak(&mut settings);
+    // From here on the database may exist: the guard drops it even if start-up fails.
+    let guard = DropDatabase(db.clone());
+    let app = Application::build(settings).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot start the API on MariaDB at {}: {e:#}\n\
+             Start the services with: eval \"$(scripts/services)\"",
+            server_url()
+        )
+    });
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    std::mem::forget(guard);
+    TestApp {
+        address,
+        client: Client::new(),
+        db,
+    }
+}
+
+/// Drops a test database from a thread of its own, so it works during a panic too.
+pub struct DropDatabase(pub String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let db = self.0.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = MySqlConnection::connect(&server_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(DropDatabase(self.db.clone()));
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// A request with the test key.
+    pub fn authed(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(KEY)
+    }
+
+    pub async fn post_service(&self, body: Value) -> Response {
+        self.authed(reqwest::Method::POST, "/elkservice")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_service(&self, id: i64, body: Value) -> Response {
+        self.authed(reqwest::Method::PUT, &format!("/elkservice/{id}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Create a service and return its JSON.
+    pub async fn create(&self, name: &str, status: &str) -> Value {
+        let res = self
+            .post_service(json!({"Name": name, "Status": status}))
+            .await;
+        assert_eq!(res.status(), 201, "creating {name}");
+        res.json().await.unwrap()
+    }
+
+    /// `GET path`, asserting the status, returning the JSON body.
+    pub async fn get_json(&self, path: &str, status: u16) -> Value {
+        let res = self.get(path).send().await.unwrap();
+        assert_eq!(res.status(), status, "GET {path}");
+        res.json().await.unwrap()
+    }
+
+    /// Every row, straight from the database.
+    pub async fn rows(&self) -> Vec<(i64, String, String)> {
+        let mut conn = MySqlConnection::connect(&format!("{}/{}", server_url(), self.db))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT id, CONVERT(name USING utf8mb4), status FROM elkservice ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    }
+}
+
+/// Assert an error response: its status and the JSON error shape.
+pub async fn assert_error(res: Response, status: u16) -> Value {
+    assert_eq!(res.status(), status);
+    assert!(res
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("application/json")));
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"].is_string(), "error field in {body}");
+    assert!(body.get("detail").is_some(), "detail field in {body}");
+    body
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the API on a random port over a fresh database of its own
+//! on the real MariaDB (DATABASE_URL names the server; `scripts/services` starts it).
+
+mod auth;
+mod crud;
+mod events;
+mod helpers;
+mod listing;
+mod openapi;
+mod ops;
+mod process;

@@ -1,0 +1,90 @@
+use crate::helpers::spawn_app;
+use serde_json::Value;
+
+const COMMITTED: &str = include_str!("../../../../openapi/openapi.json");
+
+#[tokio::test]
+async fn the_served_spec_matches_the_committed_one() {
+    let app = spawn_app().await;
+    let served = app.get_json("/api-docs/openapi.json", 200).await;
+    let committed: Value = serde_json::from_str(COMMITTED).expect("openapi/openapi.json is JSON");
+    assert!(
+        served == committed,
+        "openapi/openapi.json is out of date; regenerate it with:\n  \
+         cargo run -q -p elkservice-api -- openapi > openapi/openapi.json"
+    );
+}
+
+#[tokio::test]
+async fn the_spec_covers_every_route_and_the_auth_scheme() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    for prefix in ["", "/v1"] {
+        let p = &spec["paths"][format!("{prefix}/elkservice")];
+        assert!(
+            p["get"].is_object() && p["post"].is_object(),
+            "{prefix}/elkservice"
+        );
+        let p = &spec["paths"][format!("{prefix}/elkservice/{{Id}}")];
+        assert!(p["get"].is_object() && p["put"].is_object() && p["delete"].is_object());
+        assert!(spec["paths"][format!("{prefix}/elkservice/{{Id}}/events")]["get"].is_object());
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert!(spec["paths"][path]["get"].is_object(), "{path}");
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        spec["paths"]["/elkservice"]["post"]["security"][0]["api_key"],
+        serde_json::json!([])
+    );
+    for schema in [
+        "Service",
+        "Status",
+        "NewService",
+        "ServiceUpdate",
+        "ServiceEvent",
+        "ErrorBody",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_without_a_cdn() {
+    let app = spawn_app().await;
+    let res = app.get("/swagger-ui/").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "no external assets: {html}"
+    );
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let res = app
+            .get(&format!("/swagger-ui/{asset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(res.bytes().await.unwrap().len() > 100, "{asset}");
+    }
+    let init = app
+        .get("/swagger-ui/swagger-initializer.js")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/api-docs/openapi.json"), "{init}");
+}

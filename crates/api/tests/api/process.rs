@@ -1,0 +1,148 @@
+//! The real binary: configuration errors, key generation, start-up and SIGTERM.
+
+use crate::helpers::{fresh_database_url, DropDatabase};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_elkservice-api");
+
+fn api() -> Command {
+    let mut cmd = Command::new(BIN);
+    // Keep the caller's ELK_* settings out of these tests.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_setting_is_one_clear_line_and_exit_2() {
+    for (var, value, key) in [
+        ("ELK_API__LISTEN", "nope", "api.listen"),
+        ("ELK_API__KEYS", "secret", "api.keys"),
+        (
+            "ELK_DATABASE__MAX_CONNECTIONS",
+            "many",
+            "database.max_connections",
+        ),
+        ("ELK_LOG__FORMAT", "xml", "log.format"),
+    ] {
+        let (code, _, stderr) = run(api().env(var, value));
+        assert_eq!(code, 2, "{var}={value}: {stderr}");
+        assert!(stderr.contains(key), "{var}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_config_file_is_reported() {
+    let dir = std::env::temp_dir().join(format!("elk-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("api.toml");
+    std::fs::write(&file, "[api]\nshutdown_timeout_secs = \"soon\"\n").unwrap();
+    let (code, _, stderr) = run(api().arg("--config").arg(&file));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("api.shutdown_timeout_secs"), "{stderr}");
+    let (code, _, stderr) = run(api().arg("--config").arg(dir.join("missing.toml")));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not found"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn new_key_prints_a_key_and_its_digest() {
+    let (code, stdout, _) = run(api().arg("new-key"));
+    assert_eq!(code, 0);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap()
+    };
+    assert_eq!(
+        elkservice_api::auth::digest(&field("key:")),
+        field("digest:")
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let (code, stdout, _) = run(api().arg("--version"));
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("elkservice-api "));
+    let (code, stdout, _) = run(api().arg("--help"));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--config"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn it_serves_then_exits_0_on_sigterm() {
+    let (url, db) = fresh_database_url();
+    let _drop = DropDatabase(db);
+    let port = free_port();
+    let mut child = api()
+        .env("DATABASE_URL", &url)
+        .env("ELK_API__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if up.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "exited early with {status}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The log is JSON lines, with one line for the request.
+    let log = String::from_utf8_lossy(&out.stdout);
+    let request_line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["route"] == "/readyz" && v["status"] == 200)
+        .unwrap_or_else(|| panic!("no request line in {log}"));
+    for field in ["method", "latency_ms", "request_id"] {
+        assert!(!request_line[field].is_null(), "{field} in {request_line}");
+    }
+}
