@@ -16,7 +16,7 @@ pub enum ApiError {
     #[error("not found")]
     NotFound(String),
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("conflict")]
     Conflict(String),
     #[error("request body too large")]
@@ -38,7 +38,7 @@ pub struct ErrorBody {
     #[schema(example = "not found")]
     pub error: String,
     /// What exactly was wrong: a message, or an object naming the offending field.
-    #[schema(value_type = Object, nullable)]
+    #[schema(value_type = Value)]
     pub detail: Value,
 }
 
@@ -56,7 +56,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(m) => Value::String(m.clone()),
             ApiError::Unauthorized(m) => Value::String((*m).to_owned()),
             ApiError::Unprocessable(v) => v.clone(),
-            ApiError::MethodNotAllowed => Value::Null,
+            ApiError::MethodNotAllowed { allow } => Value::String(format!("allowed: {allow}")),
             // The cause goes to the log, not to the client.
             ApiError::Unavailable(_) => Value::String("retry later".into()),
             ApiError::Internal(_) => Value::Null,
@@ -81,7 +81,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -97,8 +97,14 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, cause = ?std::error::Error::source(self), "request failed");
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::Unauthorized(_) = self {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),

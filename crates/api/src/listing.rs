@@ -33,14 +33,14 @@ pub struct ListParams {
     /// Fields to sort by, comma-separated (default: `Id`).
     #[param(example = "Status,Name")]
     pub sortby: Option<String>,
-    /// `asc` or `desc`: one for all `sortby` fields, or one per field.
+    /// `asc` or `desc`: one for all `sortby` fields (or for `Id` when there are none), or one per field.
     #[param(example = "asc")]
     pub order: Option<String>,
     /// Page size, 0–1000 (default 10; 0 means the maximum, 1000).
     #[param(value_type = Option<u32>, minimum = 0, maximum = 1000)]
     pub limit: Option<String>,
     /// Rows to skip (default 0).
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub offset: Option<String>,
 }
 
@@ -315,7 +315,11 @@ pub fn page(limit: &Option<String>, offset: &Option<String>) -> Result<(u32, u64
         }
         n => n,
     };
+    // At most i64::MAX, the range the spec documents for an int64.
     let offset = parse_number::<u64>("offset", offset)?.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(format!("offset may be at most {}", i64::MAX));
+    }
     Ok((limit, offset))
 }
 
@@ -352,7 +356,12 @@ impl Listing {
             .collect::<Result<_, _>>()?;
         let mut sort: Vec<Sort> = match (sortby.len(), order.len()) {
             (0, 0) => vec![],
-            (0, _) => return Err("order was given without sortby".into()),
+            // `order` alone orders the default sort key (Beego refused it).
+            (0, 1) => vec![Sort {
+                field: Field::Id,
+                descending: order[0],
+            }],
+            (0, _) => return Err("order has several entries but sortby is empty".into()),
             (_, 0) => sortby
                 .iter()
                 .map(|&field| Sort {
@@ -553,6 +562,11 @@ mod tests {
         assert!(parse(&[("limit", "1001")]).is_err());
         assert!(parse(&[("limit", "-1")]).is_err());
         assert!(parse(&[("offset", "x")]).is_err());
+        assert!(parse(&[("offset", "9223372036854775808")]).is_err());
+        assert_eq!(
+            parse(&[("offset", "9223372036854775807")]).unwrap().offset,
+            i64::MAX as u64
+        );
     }
 
     #[test]
@@ -625,7 +639,14 @@ mod tests {
             ]
         );
         assert!(parse(&[("sortby", "Status,Name,Id"), ("order", "desc,asc")]).is_err());
-        assert!(parse(&[("order", "desc")]).is_err());
+        assert_eq!(
+            parse(&[("order", "desc")]).unwrap().sort,
+            vec![Sort {
+                field: Field::Id,
+                descending: true
+            }]
+        );
+        assert!(parse(&[("order", "desc,asc")]).is_err());
     }
 
     #[test]

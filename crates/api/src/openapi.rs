@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, Status, services::NewService, services::ServiceUpdate, services::ServiceEvent, ErrorBody)),
+    components(schemas(Service, services::ServiceFields, Status, services::NewService, services::ServiceUpdate, services::ServiceEvent, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),

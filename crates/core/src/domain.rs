@@ -124,8 +124,8 @@ pub struct Service {
     pub name: ServiceName,
     pub status: Status,
     pub running: bool,
-    /// Transitions into `down` so far.
-    #[schema(example = 0)]
+    /// Transitions into `down` so far (an unsigned 32-bit count).
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64, example = 0)]
     pub failed_count: u32,
     /// What the last observation said, e.g. `exit code 137`.
     pub detail: Option<String>,

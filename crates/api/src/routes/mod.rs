@@ -4,7 +4,7 @@ pub mod health;
 pub mod services;
 
 use crate::error::ApiError;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 /// The service resource, mounted at both `/elkservice` and the seed's `/v1/elkservice`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -12,32 +12,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::scope(prefix)
                 .service(
-                    web::resource("")
+                    resource("", "GET, POST")
                         .route(web::get().to(services::list))
-                        .route(web::post().to(services::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::post().to(services::create)),
                 )
                 .service(
-                    web::resource("/{Id}")
+                    resource("/{Id}", "GET, PUT, DELETE")
                         .route(web::get().to(services::get))
                         .route(web::put().to(services::replace))
-                        .route(web::delete().to(services::delete))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::delete().to(services::delete)),
                 )
-                .service(
-                    web::resource("/{Id}/events")
-                        .route(web::get().to(services::events))
-                        .default_service(web::to(method_not_allowed)),
-                ),
+                .service(resource("/{Id}/events", "GET").route(web::get().to(services::events))),
         );
     }
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)));
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A resource that answers methods other than `allow` with a JSON 405.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    }))
 }
 
 /// Anything no route matches.

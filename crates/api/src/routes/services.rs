@@ -48,24 +48,80 @@ impl<'de> Deserialize<'de> for FlexBool {
     }
 }
 
+impl utoipa::PartialSchema for FlexBool {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .enum_values(Some([0, 1])),
+            )
+            .description(Some("`true`/`false`, or `1`/`0` as Beego clients send it"))
+            .into()
+    }
+}
+
+impl ToSchema for FlexBool {}
+
+/// An integer that JSON may also spell with a zero fraction (`5.0`), as some
+/// clients' serialisers do; anything else that is not an integer of `T`'s range
+/// is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Whole<T>(pub T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: TryFrom<i64> + TryFrom<u64>> Visitor<'_> for V<T> {
+            type Value = Whole<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an integer that fits {}", std::any::type_name::<T>())
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Whole<T>, E> {
+                T::try_from(n)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Whole<T>, E> {
+                T::try_from(n)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_f64<E: de::Error>(self, x: f64) -> Result<Whole<T>, E> {
+                // Range checks first: `as` saturates, which would hide an overflow.
+                if x.fract() != 0.0 || !(-9.2e18..=1.8e19).contains(&x) {
+                    Err(E::invalid_value(de::Unexpected::Float(x), &self))
+                } else if x < 0.0 {
+                    self.visit_i64(x as i64)
+                } else {
+                    self.visit_u64(x as u64)
+                }
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// The body of `POST /elkservice`. Only `Name` is required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct NewService {
     /// Chosen by the client (the seed's table had no auto-increment), or assigned.
-    #[schema(minimum = 1, example = 1)]
-    pub id: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, example = 1)]
+    pub id: Option<Whole<i64>>,
     /// 1–63 characters of `A-Z a-z 0-9 . _ -`, unique.
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,63}$", example = "elasticsearch")]
     pub name: ServiceName,
     /// Default `unknown` (never observed).
     pub status: Option<Status>,
-    /// `true`/`false` or `1`/`0`; default `false`.
-    #[schema(value_type = Option<bool>)]
+    /// Default `false`.
+    #[schema(inline)]
     pub running: Option<FlexBool>,
     /// Default 0.
-    #[schema(minimum = 0)]
-    pub failed_count: Option<u32>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
+    pub failed_count: Option<Whole<u32>>,
     #[schema(max_length = 1024)]
     pub detail: Option<String>,
     // Read-only fields are accepted and ignored, so a row read with GET can be sent back.
@@ -84,17 +140,16 @@ pub struct NewService {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ServiceUpdate {
-    /// If given, it must equal the `Id` in the path.
-    #[schema(minimum = 1, example = 1)]
-    pub id: Option<i64>,
+    /// The path gives the Id; if the body repeats it, the two must be equal.
+    #[schema(value_type = Option<i64>, read_only, minimum = 1, example = 1)]
+    pub id: Option<Whole<i64>>,
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,63}$", example = "elasticsearch")]
     pub name: ServiceName,
     pub status: Status,
-    /// `true`/`false` or `1`/`0`.
-    #[schema(value_type = bool)]
+    #[schema(inline)]
     pub running: FlexBool,
-    #[schema(minimum = 0)]
-    pub failed_count: u32,
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
+    pub failed_count: Whole<u32>,
     #[schema(max_length = 1024)]
     pub detail: Option<String>,
     #[schema(ignore)]
@@ -106,6 +161,27 @@ pub struct ServiceUpdate {
     #[schema(ignore)]
     pub updated_at: Option<IgnoredAny>,
 }
+
+/// A list item: a [`Service`], or with `fields` only the fields asked for. Its
+/// schema is `Service`'s with nothing required, derived so the two cannot drift.
+pub struct ServiceFields;
+
+impl utoipa::PartialSchema for ServiceFields {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let mut schema = <Service as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some(
+                "A `Service`; with `fields`, only the fields asked for, in that order.".into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for ServiceFields {}
 
 /// One status transition of a service.
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -135,7 +211,7 @@ pub struct PageParams {
     #[param(value_type = Option<u32>, minimum = 0, maximum = 1000)]
     pub limit: Option<String>,
     /// Rows to skip (default 0).
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub offset: Option<String>,
 }
 
@@ -200,7 +276,7 @@ async fn record_transition(
 #[utoipa::path(get, path = "/elkservice", tag = "elkservice", params(ListParams),
     responses(
         (status = 200, description = "Matching services (an empty list is `[]`); with `fields`, each object holds only those keys",
-            body = [Service], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"))),
+            body = [ServiceFields], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"))),
         (status = 400, description = "Unknown field, operator or malformed value", body = ErrorBody),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
@@ -248,7 +324,8 @@ pub async fn create(
     body: web::Json<NewService>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if let Some(id) = body.id.filter(|&id| id < 1) {
+    let requested_id = body.id.map(|w| w.0);
+    if let Some(id) = requested_id.filter(|&id| id < 1) {
         return Err(ApiError::invalid_field(
             "Id",
             format!("must be at least 1, got {id}"),
@@ -262,16 +339,16 @@ pub async fn create(
         "INSERT INTO elkservice (id, name, status, running, failed_count, detail, status_changed_at) \
          VALUES (?, ?, ?, ?, ?, ?, NOW(6))",
     )
-    .bind(body.id)
+    .bind(requested_id)
     .bind(body.name.as_str())
     .bind(body.status.unwrap_or(Status::Unknown).as_str())
     .bind(body.running.is_some_and(|r| r.0))
-    .bind(body.failed_count.unwrap_or(0))
+    .bind(body.failed_count.map_or(0, |w| w.0))
     .bind(&body.detail)
     .execute(&mut *tx)
     .await
     .map_err(conflict)?;
-    let id = body.id.unwrap_or(done.last_insert_id() as i64);
+    let id = requested_id.unwrap_or(done.last_insert_id() as i64);
     let service = fetch(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
     record_transition(&mut tx, &service, None).await?;
     tx.commit().await?;
@@ -325,7 +402,7 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let body = body.into_inner();
-    if body.id.is_some_and(|b| b != id) {
+    if body.id.is_some_and(|b| b.0 != id) {
         return Err(ApiError::invalid_field(
             "Id",
             "must equal the Id in the path",
@@ -349,7 +426,7 @@ pub async fn replace(
     .bind(body.name.as_str())
     .bind(body.status.as_str())
     .bind(body.running.0)
-    .bind(body.failed_count)
+    .bind(body.failed_count.0)
     .bind(&body.detail)
     .bind(id)
     .execute(&mut *tx)

@@ -37,6 +37,20 @@ async fn post_assigns_an_id_and_defaults() {
 }
 
 #[tokio::test]
+async fn integers_may_be_written_with_a_zero_fraction() {
+    let app = spawn_app().await;
+    let res = app
+        .post_service(json!({"Id": 503.0, "Name": "a", "FailedCount": 2.0}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["Id"].as_i64(), body["FailedCount"].as_i64()),
+        (Some(503), Some(2))
+    );
+}
+
+#[tokio::test]
 async fn running_accepts_one_and_zero_as_beego_clients_send() {
     let app = spawn_app().await;
     let res = app.post_service(json!({"Name": "a", "Running": 1})).await;
@@ -104,6 +118,8 @@ async fn invalid_fields_are_422_and_write_nothing() {
         json!({"Name": "ok", "FailedCount": -1}),
         json!({"Name": "ok", "Id": 0}),
         json!({"Name": "ok", "Id": -3}),
+        json!({"Name": "ok", "Id": 1.5}),
+        json!({"Name": "ok", "FailedCount": 4294967296u64}),
         json!({"Name": "ok", "Detail": detail}),
         json!({"Name": "ok", "Colour": "blue"}),
         json!(["Name", "ok"]),
@@ -275,5 +291,22 @@ async fn unknown_routes_and_methods_get_json_errors() {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.headers()["allow"], "GET, PUT, DELETE");
     assert_error(res, 405).await;
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/elkservice",
+        "/v1/elkservice/1/events",
+    ] {
+        let res = app
+            .client
+            .request(trace.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 405).await;
+    }
 }

@@ -175,6 +175,17 @@ async fn sortby_and_order_sort_as_beego_does() {
         ]
     );
     assert_eq!(
+        names(&app, "order=desc").await,
+        [
+            "Elastic-backup",
+            "nginx",
+            "logstash",
+            "kibana",
+            "elasticsearch"
+        ],
+        "order alone reverses the default Id order"
+    );
+    assert_eq!(
         names(&app, "sortby=FailedCount").await,
         [
             "elasticsearch",
@@ -202,7 +213,7 @@ async fn unknown_names_and_bad_values_are_400_not_500() {
         "sortby=Nope",
         "sortby=Name&order=sideways",
         "sortby=Name,Id,Status&order=asc,desc",
-        "order=desc",
+        "order=desc,asc",
         "limit=1001",
         "limit=-1",
         "limit=ten",
