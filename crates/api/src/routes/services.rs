@@ -104,12 +104,18 @@ impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Whole<T> {
     }
 }
 
+/// The largest Id a client may choose: 2^53 - 1, the largest integer that JSON
+/// clients in JavaScript represent exactly. It also keeps AUTO_INCREMENT, which
+/// continues after the largest Id, from being pushed to the end of its range by
+/// one request, after which no Id could be assigned.
+pub const MAX_CLIENT_ID: i64 = (1 << 53) - 1;
+
 /// The body of `POST /elkservice`. Only `Name` is required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct NewService {
     /// Chosen by the client (the seed's table had no auto-increment), or assigned.
-    #[schema(value_type = Option<i64>, minimum = 1, example = 1)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 9007199254740991_i64, example = 1)]
     pub id: Option<Whole<i64>>,
     /// 1–63 characters of `A-Z a-z 0-9 . _ -`, unique.
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,63}$", example = "elasticsearch")]
@@ -325,10 +331,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let requested_id = body.id.map(|w| w.0);
-    if let Some(id) = requested_id.filter(|&id| id < 1) {
+    if let Some(id) = requested_id.filter(|id| !(1..=MAX_CLIENT_ID).contains(id)) {
         return Err(ApiError::invalid_field(
             "Id",
-            format!("must be at least 1, got {id}"),
+            format!("must be from 1 to {MAX_CLIENT_ID}, got {id}"),
         ));
     }
     check_detail(&body.detail)?;

@@ -51,6 +51,17 @@ async fn integers_may_be_written_with_a_zero_fraction() {
 }
 
 #[tokio::test]
+async fn the_largest_client_id_still_leaves_ids_to_assign() {
+    let app = spawn_app().await;
+    let res = app
+        .post_service(json!({"Name": "top", "Id": 9007199254740991u64}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let next = app.create("next", "normal").await;
+    assert_eq!(next["Id"], 9007199254740992u64);
+}
+
+#[tokio::test]
 async fn running_accepts_one_and_zero_as_beego_clients_send() {
     let app = spawn_app().await;
     let res = app.post_service(json!({"Name": "a", "Running": 1})).await;
@@ -119,6 +130,8 @@ async fn invalid_fields_are_422_and_write_nothing() {
         json!({"Name": "ok", "Id": 0}),
         json!({"Name": "ok", "Id": -3}),
         json!({"Name": "ok", "Id": 1.5}),
+        json!({"Name": "ok", "Id": 9007199254740992u64}),
+        json!({"Name": "ok", "Id": i64::MAX}),
         json!({"Name": "ok", "FailedCount": 4294967296u64}),
         json!({"Name": "ok", "Detail": detail}),
         json!({"Name": "ok", "Colour": "blue"}),
