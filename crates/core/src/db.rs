@@ -61,7 +61,9 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
         got == Some(1),
         "another process held the migration lock for over {MIGRATION_LOCK_SECS} s"
     );
-    let result = MIGRATOR.run(&mut *conn).await;
+    // run_direct, not run: run's `Acquire` bound makes this future not provably
+    // Send (a known sqlx limitation), and the writer runs it on a spawned task.
+    let result = MIGRATOR.run_direct(&mut *conn).await;
     sqlx::query(&format!("DO RELEASE_LOCK({lock})"))
         .execute(&mut *conn)
         .await?;

@@ -1,10 +1,15 @@
 //! What more than one elkservice program needs, defined once: the domain
-//! (service names, statuses, the stored row), configuration loading, telemetry
-//! set-up and the database connection with its migrations.
+//! (service names, statuses, the stored row), the status event on the wire and its
+//! AMQP topology, configuration loading, telemetry set-up, and the database
+//! connection with its migrations.
 
+pub mod amqp;
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod event;
 pub mod telemetry;
 
 pub use domain::{Service, ServiceName, Status};
+pub use event::StatusEvent;

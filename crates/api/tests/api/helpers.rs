@@ -1,29 +1,15 @@
 //! `spawn_app()`: a fresh database, migrations, the app on a random port, and
-//! typed helpers. The database is dropped when the `TestApp` goes away.
+//! typed helpers. The database is dropped with the `TestApp`.
 
 use elkservice_api::auth::{digest, KeyRing};
 use elkservice_api::settings::{ApiSettings, Settings};
 use elkservice_api::startup::Application;
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
+use elkservice_testkit::{mysql_server_url, TestDatabase};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
-use sqlx::{Connection, MySqlConnection};
 
 pub const KEY: &str = "test-key-that-the-tests-use";
-
-/// The server part of DATABASE_URL (default: local MariaDB as root), without a database.
-pub fn server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/elkservice".into());
-    let (scheme, rest) = url.split_once("://").expect("DATABASE_URL is scheme://...");
-    let host = rest.split(['/', '?']).next().unwrap_or(rest);
-    format!("{scheme}://{host}")
-}
-
-pub fn fresh_database_url() -> (String, String) {
-    let name = format!("elktest_{}", uuid::Uuid::new_v4().simple());
-    (format!("{}/{name}", server_url()), name)
-}
 
 pub fn test_settings(database_url: String) -> Settings {
     Settings {
@@ -47,7 +33,7 @@ pub fn test_settings(database_url: String) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub client: Client,
-    pub db: String,
+    pub db: TestDatabase,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -55,55 +41,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let (url, db) = fresh_database_url();
-    let mut settings = test_settings(url);
+    let db = TestDatabase::new();
+    let mut settings = test_settings(db.url.clone());
     tweak(&mut settings);
-    // From here on the database may exist: the guard drops it even if start-up fails.
-    let guard = DropDatabase(db.clone());
     let app = Application::build(settings).await.unwrap_or_else(|e| {
         panic!(
             "cannot start the API on MariaDB at {}: {e:#}\n\
              Start the services with: eval \"$(scripts/services)\"",
-            server_url()
+            mysql_server_url()
         )
     });
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    std::mem::forget(guard);
     TestApp {
         address,
         client: Client::new(),
         db,
-    }
-}
-
-/// Drops a test database from a thread of its own, so it works during a panic too.
-pub struct DropDatabase(pub String);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let db = self.0.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = MySqlConnection::connect(&server_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join()
-        .ok();
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        drop(DropDatabase(self.db.clone()));
     }
 }
 
@@ -155,9 +108,7 @@ impl TestApp {
 
     /// Every row, straight from the database.
     pub async fn rows(&self) -> Vec<(i64, String, String)> {
-        let mut conn = MySqlConnection::connect(&format!("{}/{}", server_url(), self.db))
-            .await
-            .unwrap();
+        let mut conn = self.db.connect().await;
         sqlx::query_as("SELECT id, CONVERT(name USING utf8mb4), status FROM elkservice ORDER BY id")
             .fetch_all(&mut conn)
             .await

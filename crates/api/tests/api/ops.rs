@@ -1,6 +1,7 @@
-use crate::helpers::{fresh_database_url, spawn_app, test_settings, DropDatabase};
+use crate::helpers::{spawn_app, test_settings};
 use elkservice_api::startup::Application;
 use elkservice_core::db;
+use elkservice_testkit::TestDatabase;
 use sqlx::mysql::MySqlPoolOptions;
 use std::time::Duration;
 
@@ -94,9 +95,8 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn two_processes_migrating_a_new_database_at_once_both_succeed() {
-    let (url, name) = fresh_database_url();
-    let _drop = DropDatabase(name);
-    let settings = test_settings(url).database;
+    let db = TestDatabase::new();
+    let settings = test_settings(db.url.clone()).database;
     let (a, b) = tokio::join!(
         db::connect_and_migrate(&settings),
         db::connect_and_migrate(&settings)

@@ -1,6 +1,6 @@
 //! The real binary: configuration errors, key generation, start-up and SIGTERM.
 
-use crate::helpers::{fresh_database_url, DropDatabase};
+use elkservice_testkit::TestDatabase;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,11 +95,10 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn it_serves_then_exits_0_on_sigterm() {
-    let (url, db) = fresh_database_url();
-    let _drop = DropDatabase(db);
+    let db = TestDatabase::new();
     let port = free_port();
     let mut child = api()
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", &db.url)
         .env("ELK_API__LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

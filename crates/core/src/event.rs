@@ -1,0 +1,204 @@
+//! The status event: what a watcher observed about one service, as it travels
+//! through RabbitMQ to the writer. An observation, not a command: the writer
+//! decides whether it is newer than what it already applied.
+
+use crate::domain::{ServiceName, Status, DETAIL_MAX_LEN};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of the event schema this code reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+/// Longest watcher id kept (the history table's `source` column).
+pub const WATCHER_MAX_LEN: usize = 255;
+/// How far ahead of the writer's clock an observation may be. An event from a
+/// watcher whose clock runs far ahead would otherwise win over every real
+/// observation after it.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Schema 1 of the body published to `elkservice.status` with routing key
+/// `status.<service>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub schema: u64,
+    pub service: ServiceName,
+    pub status: Status,
+    pub running: bool,
+    /// RFC 3339 with nanoseconds; the writer's ordering key.
+    pub observed_at: DateTime<Utc>,
+    /// The id of the watcher that observed it.
+    pub watcher: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a message is not a usable event. The text goes into the dead-letter header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    #[error("unsupported schema version {0} (this program reads version {SCHEMA_VERSION})")]
+    UnsupportedVersion(String),
+    #[error("invalid event: {0}")]
+    Invalid(String),
+}
+
+impl StatusEvent {
+    pub fn new(service: ServiceName, status: Status, running: bool, watcher: &str) -> Self {
+        StatusEvent {
+            schema: SCHEMA_VERSION,
+            service,
+            status,
+            running,
+            observed_at: Utc::now(),
+            watcher: watcher.to_owned(),
+            detail: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Parse and validate a message body, checking the version before the fields
+    /// so that a newer schema is reported as such.
+    pub fn decode(body: &[u8]) -> Result<Self, EventError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| EventError::Malformed(e.to_string()))?;
+        match value.get("schema") {
+            Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
+            Some(v) => return Err(EventError::UnsupportedVersion(v.to_string())),
+            None => return Err(EventError::Invalid("missing field `schema`".into())),
+        }
+        let event: StatusEvent =
+            serde_json::from_value(value).map_err(|e| EventError::Invalid(e.to_string()))?;
+        event.validate(Utc::now())?;
+        Ok(event)
+    }
+
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), EventError> {
+        let invalid = |m: String| Err(EventError::Invalid(m));
+        if self.watcher.is_empty() || self.watcher.chars().count() > WATCHER_MAX_LEN {
+            return invalid(format!("watcher must be 1-{WATCHER_MAX_LEN} characters"));
+        }
+        if self
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > DETAIL_MAX_LEN)
+        {
+            return invalid(format!("detail may be at most {DETAIL_MAX_LEN} characters"));
+        }
+        if self.observed_at > now + MAX_CLOCK_SKEW {
+            return invalid(format!(
+                "observed_at {} is more than {} minutes ahead of this clock",
+                self.observed_at.to_rfc3339(),
+                MAX_CLOCK_SKEW.num_minutes()
+            ));
+        }
+        if self.observed_at.timestamp_nanos_opt().is_none() {
+            return invalid("observed_at is outside 1677-2262".into());
+        }
+        Ok(())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an event serialises")
+    }
+
+    /// `status.<service>`.
+    pub fn routing_key(&self) -> String {
+        format!("status.{}", self.service)
+    }
+
+    /// Nanoseconds since the epoch: the ordering key the writer stores.
+    pub fn observed_ns(&self) -> i64 {
+        self.observed_at
+            .timestamp_nanos_opt()
+            .expect("validated on decode")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StatusEvent {
+        let mut e = StatusEvent::new(
+            ServiceName::parse("kibana").unwrap(),
+            Status::Down,
+            false,
+            "host-1",
+        );
+        e.detail = Some("exit code 137".into());
+        e
+    }
+
+    #[test]
+    fn round_trips_with_nanoseconds() {
+        let e = sample();
+        let text = String::from_utf8(e.encode()).unwrap();
+        assert!(text.contains(r#""schema":1"#) && text.contains(r#""service":"kibana""#));
+        assert_eq!(StatusEvent::decode(text.as_bytes()).unwrap(), e);
+        let ns = r#"{"schema":1,"service":"a","status":"normal","running":true,
+            "observed_at":"2026-11-24T10:00:00.123456789Z","watcher":"w"}"#;
+        assert_eq!(
+            StatusEvent::decode(ns.as_bytes()).unwrap().observed_ns() % 1_000_000_000,
+            123_456_789
+        );
+    }
+
+    #[test]
+    fn bad_bodies_say_why() {
+        fn kind(e: &EventError) -> &'static str {
+            match e {
+                EventError::Malformed(_) => "malformed",
+                EventError::UnsupportedVersion(_) => "version",
+                EventError::Invalid(_) => "invalid",
+            }
+        }
+        let ok_fields =
+            r#""status":"down","running":false,"observed_at":"2026-01-01T00:00:00Z","watcher":"w""#;
+        let cases = [
+            ("not json".to_owned(), "malformed"),
+            (r#"{"schema":2,"service":"a"}"#.to_owned(), "version"),
+            (r#"{"service":"a"}"#.to_owned(), "invalid"),
+            (
+                format!(r#"{{"schema":1,"service":"a b",{ok_fields}}}"#),
+                "invalid",
+            ),
+            (
+                format!(
+                    r#"{{"schema":1,"service":"a",{}}}"#,
+                    ok_fields.replace("down", "sideways")
+                ),
+                "invalid",
+            ),
+            (
+                format!(
+                    r#"{{"schema":1,"service":"a",{}}}"#,
+                    ok_fields.replace("2026-01-01T00:00:00Z", "yesterday")
+                ),
+                "invalid",
+            ),
+            (
+                format!(
+                    r#"{{"schema":1,"service":"a",{}}}"#,
+                    ok_fields.replace(r#""w""#, r#""""#)
+                ),
+                "invalid",
+            ),
+            (
+                format!(
+                    r#"{{"schema":1,"service":"a",{}}}"#,
+                    ok_fields.replace("2026", "2999")
+                ),
+                "invalid",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = StatusEvent::decode(body.as_bytes()).unwrap_err();
+            assert_eq!(kind(&err), expected, "{body}: {err}");
+        }
+        let fine = format!(r#"{{"schema":1,"service":"a",{ok_fields}}}"#);
+        assert!(StatusEvent::decode(fine.as_bytes()).is_ok());
+    }
+}

@@ -1,0 +1,273 @@
+//! Test support shared by the programs' integration tests: each test gets a
+//! database and a RabbitMQ vhost of its own on the real servers, removed when
+//! the guard is dropped (also when the test panics), so tests run in parallel
+//! and leave nothing behind.
+//!
+//! `DATABASE_URL` and `AMQP_URL` name the servers (as `scripts/services`
+//! prints them); `ELK_TEST_RABBITMQ_API` the management API.
+
+use sqlx::{Connection, MySqlConnection};
+use std::future::Future;
+
+/// The server part of DATABASE_URL (default: local MariaDB as root), without a database.
+pub fn mysql_server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/elkservice".into());
+    let (scheme, rest) = url.split_once("://").expect("DATABASE_URL is scheme://...");
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
+/// Run `f` to completion on a runtime of its own, on a thread of its own: usable
+/// from `Drop`, inside or outside a test's runtime, and during a panic.
+fn block_on_thread<F: Future<Output = ()> + Send + 'static>(f: F) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    })
+    .join()
+    .ok();
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A database name that no one uses; dropped with the guard.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// A name and URL only: the program under test creates the database.
+    pub fn new() -> Self {
+        let name = unique("elktest");
+        let url = format!("{}/{name}", mysql_server_url());
+        TestDatabase { name, url }
+    }
+
+    pub async fn connect(&self) -> MySqlConnection {
+        MySqlConnection::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                "cannot connect to {}: {e}\nStart the services with: eval \"$(scripts/services)\"",
+                self.url
+            )
+            })
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_thread(async move {
+            if let Ok(mut conn) = MySqlConnection::connect(&mysql_server_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
+/// Runs SQL statements on the server when dropped: cleanup that must happen
+/// even when a test fails (dropping a user it created, say).
+pub struct SqlOnDrop(pub Vec<String>);
+
+impl Drop for SqlOnDrop {
+    fn drop(&mut self) {
+        let statements = std::mem::take(&mut self.0);
+        block_on_thread(async move {
+            if let Ok(mut conn) = MySqlConnection::connect(&mysql_server_url()).await {
+                for sql in statements {
+                    let _ = sqlx::query(&sql).execute(&mut conn).await;
+                }
+            }
+        });
+    }
+}
+
+/// The management API of the RabbitMQ that AMQP_URL names.
+pub fn rabbitmq_api() -> String {
+    std::env::var("ELK_TEST_RABBITMQ_API").unwrap_or_else(|_| "http://127.0.0.1:15672".into())
+}
+
+fn amqp_base() -> (String, String) {
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let (scheme, rest) = url.split_once("://").expect("AMQP_URL is amqp://...");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let user = authority
+        .rsplit_once('@')
+        .map(|(cred, _)| cred.split(':').next().unwrap_or("guest").to_owned())
+        .unwrap_or_else(|| "guest".into());
+    (format!("{scheme}://{authority}"), user)
+}
+
+fn management_credentials() -> (String, String) {
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let cred = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .map(|(cred, _)| cred.to_owned())
+        .unwrap_or_else(|| "guest:guest".into());
+    let (user, pass) = cred.split_once(':').unwrap_or((&cred, ""));
+    (user.to_owned(), pass.to_owned())
+}
+
+/// A RabbitMQ vhost of the test's own; deleted (with everything in it) with the guard.
+pub struct TestVhost {
+    pub name: String,
+    /// An AMQP URL into the vhost.
+    pub url: String,
+}
+
+impl TestVhost {
+    pub async fn create() -> Self {
+        let name = unique("elktest");
+        let (base, user) = amqp_base();
+        let (muser, mpass) = management_credentials();
+        let client = reqwest::Client::new();
+        let api = rabbitmq_api();
+        let res = client
+            .put(format!("{api}/api/vhosts/{name}"))
+            .basic_auth(&muser, Some(&mpass))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("RabbitMQ management API at {api} is not reachable: {e}\nStart the services with: eval \"$(scripts/services)\"")
+            });
+        assert!(
+            res.status().is_success(),
+            "creating vhost {name}: {}",
+            res.status()
+        );
+        let res = client
+            .put(format!("{api}/api/permissions/{name}/{user}"))
+            .basic_auth(&muser, Some(&mpass))
+            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "permissions on {name}: {}",
+            res.status()
+        );
+        TestVhost {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// A queue's message counts `(ready, unacknowledged)` from the management API.
+    /// The API's counts lag the broker by up to its stats interval: poll them.
+    pub async fn queue_counts(&self, queue: &str) -> Option<(u64, u64)> {
+        let (muser, mpass) = management_credentials();
+        let res = reqwest::Client::new()
+            .get(format!(
+                "{}/api/queues/{}/{queue}",
+                rabbitmq_api(),
+                self.name
+            ))
+            .basic_auth(&muser, Some(&mpass))
+            .send()
+            .await
+            .ok()?;
+        let v: serde_json::Value = res.json().await.ok()?;
+        Some((
+            v["messages_ready"].as_u64()?,
+            v["messages_unacknowledged"].as_u64()?,
+        ))
+    }
+}
+
+impl TestVhost {
+    /// Close, from the broker's side, every connection to this vhost whose client
+    /// calls itself `connection_name`; returns how many were closed. The
+    /// management API lists a new connection only after its next stats refresh.
+    pub async fn close_connections(&self, connection_name: &str) -> usize {
+        let (muser, mpass) = management_credentials();
+        let client = reqwest::Client::new();
+        let api = rabbitmq_api();
+        let Ok(res) = client
+            .get(format!("{api}/api/vhosts/{}/connections", self.name))
+            .basic_auth(&muser, Some(&mpass))
+            .send()
+            .await
+        else {
+            return 0;
+        };
+        let list: Vec<serde_json::Value> = res.json().await.unwrap_or_default();
+        let mut closed = 0;
+        for c in list {
+            if c["client_properties"]["connection_name"] != connection_name {
+                continue;
+            }
+            let name = c["name"].as_str().unwrap_or_default();
+            let encoded: String = name
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            let res = client
+                .delete(format!("{api}/api/connections/{encoded}"))
+                .basic_auth(&muser, Some(&mpass))
+                .send()
+                .await;
+            if res.is_ok_and(|r| r.status().is_success()) {
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let url = format!("{}/api/vhosts/{}", rabbitmq_api(), self.name);
+        block_on_thread(async move {
+            let (muser, mpass) = management_credentials();
+            let _ = reqwest::Client::new()
+                .delete(url)
+                .basic_auth(&muser, Some(&mpass))
+                .send()
+                .await;
+        });
+    }
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! The consumer loop: take what the broker has ready as one batch, apply it in
+//! one transaction, and only then acknowledge it.
+//!
+//! - A lone event is applied at once; while the queue is busy, everything that
+//!   arrived during the previous commit forms the next batch (up to `max_batch`).
+//! - Poison messages go to the dead-letter exchange with the reason in the
+//!   `x-elkservice-error` header, published with a confirm before the original
+//!   is acknowledged, so they are neither lost nor redelivered forever.
+//! - Database errors keep the batch in hand and retry it with backoff; nothing
+//!   is acknowledged until its transaction has committed.
+//! - A lost broker connection ends the session; unacknowledged messages return
+//!   to the queue, and a new session starts after a backoff. Applying the same
+//!   event twice is harmless: the second time it is stale.
+
+use crate::apply::{apply_batch, Outcome};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use anyhow::Context;
+use chrono::Utc;
+use elkservice_core::amqp;
+use elkservice_core::backoff::Backoff;
+use elkservice_core::StatusEvent;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation};
+use sqlx::MySqlPool;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The header that carries why a message was dead-lettered.
+pub const ERROR_HEADER: &str = "x-elkservice-error";
+
+/// Resolves once shutdown has been asked for (or its sender is gone).
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+pub struct Consumer {
+    pub settings: Settings,
+    pub pool: MySqlPool,
+    pub metrics: Metrics,
+}
+
+struct Session {
+    channel: Channel,
+    dead: Channel,
+}
+
+impl Consumer {
+    /// Consume until shutdown, reconnecting to the broker whenever it goes away.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        loop {
+            let result = self.session(&mut shutdown, &mut backoff).await;
+            self.metrics.broker_connected.set(0);
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    self.metrics.broker_reconnects.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "broker session ended"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopping(&mut shutdown) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> anyhow::Result<()> {
+        let s = &self.settings;
+        let conn = amqp::connect(&s.amqp.url, "elkservice-writer")
+            .await
+            .context("cannot connect to the broker")?;
+        let channel = conn.create_channel().await?;
+        amqp::declare_topology(&channel, &s.amqp)
+            .await
+            .context("declaring the topology")?;
+        channel
+            .basic_qos(s.writer.prefetch, BasicQosOptions::default())
+            .await?;
+        let dead = conn.create_channel().await?;
+        dead.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut deliveries = channel
+            .basic_consume(
+                s.amqp.queue.as_str().into(),
+                "elkservice-writer".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let session = Session { channel, dead };
+        self.metrics.broker_connected.set(1);
+        backoff.reset();
+        tracing::info!(queue = %s.amqp.queue, "consuming");
+
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = stopping(shutdown) => {
+                    // Prefetched, unacknowledged messages go back to the queue.
+                    let _ = conn.close(200, "writer shutting down".into()).await;
+                    return Ok(());
+                }
+                next = deliveries.next() => next,
+            };
+            let mut batch = vec![first.context("the broker cancelled the consumer")??];
+            // Whatever else is already here joins the batch, without waiting for more.
+            while batch.len() < s.writer.max_batch {
+                match deliveries.next().now_or_never() {
+                    Some(Some(delivery)) => batch.push(delivery?),
+                    _ => break,
+                }
+            }
+            self.handle(&session, batch, shutdown).await?;
+        }
+    }
+
+    /// Apply one batch, dead-letter what cannot be applied, then ack it all.
+    async fn handle(
+        &self,
+        session: &Session,
+        batch: Vec<Delivery>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        self.metrics.batch_size.observe(batch.len() as f64);
+        let mut events = Vec::with_capacity(batch.len());
+        let mut event_deliveries = Vec::with_capacity(batch.len());
+        for delivery in &batch {
+            match StatusEvent::decode(&delivery.data) {
+                Ok(event) => {
+                    events.push(event);
+                    event_deliveries.push(delivery);
+                }
+                Err(e) => {
+                    self.dead_letter(session, delivery, "invalid", &e.to_string())
+                        .await?
+                }
+            }
+        }
+        if !events.is_empty() {
+            let outcomes = self.apply_until_committed(&events, shutdown).await?;
+            let now = Utc::now();
+            for ((event, delivery), outcome) in events.iter().zip(event_deliveries).zip(outcomes) {
+                match outcome {
+                    Outcome::Applied { transition } => {
+                        self.metrics.applied.inc();
+                        if transition {
+                            self.metrics.transitions.inc();
+                        }
+                        let lag = (now - event.observed_at)
+                            .num_microseconds()
+                            .unwrap_or(i64::MAX);
+                        self.metrics.lag_seconds.observe(lag.max(0) as f64 / 1e6);
+                    }
+                    Outcome::Stale => self.metrics.stale.inc(),
+                    Outcome::UnknownService => {
+                        let reason = format!(
+                            "no service named {:?} and writer.auto_register is off",
+                            event.service.as_str()
+                        );
+                        self.dead_letter(session, delivery, "unknown_service", &reason)
+                            .await?;
+                    }
+                }
+            }
+        }
+        // Everything in the batch is now committed or dead-lettered: one ack for all.
+        let last = batch.last().expect("a batch is never empty").delivery_tag;
+        session
+            .channel
+            .basic_ack(last, BasicAckOptions { multiple: true })
+            .await?;
+        Ok(())
+    }
+
+    /// Retry the batch's transaction until it commits. Gives up only when asked
+    /// to stop; the batch then stays unacknowledged and is delivered again later.
+    async fn apply_until_committed(
+        &self,
+        events: &[StatusEvent],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            match apply_batch(&self.pool, events, self.settings.writer.auto_register).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(e) => {
+                    self.metrics.db_errors.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, events = events.len(), retry_in_ms = delay.as_millis() as u64,
+                        "batch not applied; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopping(shutdown) => anyhow::bail!("stopping with a batch not applied: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publish a copy to the dead-letter exchange with the reason, and wait for
+    /// the broker's confirm. The caller acks the original afterwards.
+    async fn dead_letter(
+        &self,
+        session: &Session,
+        delivery: &Delivery,
+        label: &str,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(routing_key = %delivery.routing_key, reason, "dead-lettering a message");
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(
+            "x-elkservice-routing-key".into(),
+            AMQPValue::LongString(delivery.routing_key.as_str().into()),
+        );
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let confirm = session
+            .dead
+            .basic_publish(
+                self.settings.amqp.dead_exchange.as_str().into(),
+                delivery.routing_key.clone(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(
+            matches!(confirm, Confirmation::Ack(_)),
+            "the broker refused the dead-lettered copy"
+        );
+        self.metrics.dead_lettered.with_label_values(&[label]).inc();
+        Ok(())
+    }
+}
+
+/// Properties of a status event as watchers publish it: persistent JSON.
+pub fn event_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+}

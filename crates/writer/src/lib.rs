@@ -1,0 +1,82 @@
+//! `elkservice-writer`: consumes status events from RabbitMQ and applies them
+//! to MySQL by the writer rule, so the API's GET reflects live state.
+//!
+//! [`consumer`] takes batches off the queue and acknowledges them after commit;
+//! [`apply`] holds the rule (pure [`apply::plan`] plus its SQL); [`metrics`]
+//! serves `/healthz` and `/metrics`.
+
+pub mod apply;
+pub mod consumer;
+pub mod metrics;
+pub mod settings;
+
+use consumer::Consumer;
+use elkservice_core::backoff::Backoff;
+use elkservice_core::db;
+use settings::Settings;
+use std::net::TcpListener;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A writer with its listener bound, ready to run.
+pub struct Writer {
+    settings: Settings,
+    listener: TcpListener,
+    metrics: metrics::Metrics,
+}
+
+impl Writer {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.writer.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.writer.listen))?;
+        Ok(Writer {
+            settings,
+            listener,
+            metrics: metrics::Metrics::new(),
+        })
+    }
+
+    /// The port of the `/healthz` + `/metrics` listener.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Run until `shutdown` turns true: wait for the database (migrating it),
+    /// then consume. Returns once the batch in hand is finished.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let server = metrics::serve(self.listener, self.metrics.clone())?;
+        let server_handle = server.handle();
+        tokio::spawn(server);
+
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let pool = loop {
+            match db::connect_and_migrate(&self.settings.database).await {
+                Ok(pool) => break pool,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "database not ready"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = consumer::stopping(&mut shutdown) => {
+                            server_handle.stop(true).await;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        };
+        let consumer = Consumer {
+            settings: self.settings,
+            pool: pool.clone(),
+            metrics: self.metrics,
+        };
+        consumer.run(shutdown).await;
+        pool.close().await;
+        server_handle.stop(true).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! The writer's settings: `[writer]`, `[amqp]`, `[database]` and `[log]`.
+
+use elkservice_core::amqp::AmqpSettings;
+use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub writer: WriterSettings,
+    pub amqp: AmqpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterSettings {
+    /// Address of the `/healthz` and `/metrics` listener; port 0 picks one.
+    pub listen: SocketAddr,
+    /// Create a row for a service that has none; otherwise its events are dead-lettered.
+    pub auto_register: bool,
+    /// Most events applied in one transaction.
+    pub max_batch: usize,
+    /// Unacknowledged deliveries the broker may send ahead (at least `max_batch`,
+    /// so that a batch can fill while the previous one commits).
+    pub prefetch: u16,
+}
+
+const WRITER_DEFAULTS: &str = r#"
+[writer]
+listen = "127.0.0.1:9187"
+auto_register = true
+max_batch = 500
+prefetch = 1000
+"#;
+
+impl Settings {
+    /// Defaults < `file` < `ELK_*` variables < `DATABASE_URL`, `AMQP_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let defaults = [
+            WRITER_DEFAULTS,
+            AmqpSettings::DEFAULTS,
+            DatabaseSettings::DEFAULTS,
+            LogSettings::DEFAULTS,
+        ]
+        .concat();
+        let s: Settings = config::load(&defaults, file, &[config::DATABASE_URL, config::AMQP_URL])?;
+        if s.writer.max_batch == 0 {
+            return Err(ConfigError::Message(
+                "writer.max_batch must be at least 1".into(),
+            ));
+        }
+        if usize::from(s.writer.prefetch) < s.writer.max_batch {
+            return Err(ConfigError::Message(
+                "writer.prefetch must be at least writer.max_batch".into(),
+            ));
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the writer against real RabbitMQ and MariaDB, each test
+//! in a vhost and a database of its own.
+
+mod faults;
+mod harness;
+mod rule;
