@@ -117,6 +117,26 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
     plan
 }
 
+/// Most rows in one multi-row statement.
+const MAX_CHUNK: usize = 256;
+
+/// `items` in chunks whose sizes are powers of two (at most [`MAX_CHUNK`]).
+///
+/// sqlx prepares each distinct statement text and keeps a small cache of them;
+/// batch sizes vary freely, so one statement per batch size would be prepared
+/// again on almost every batch. Power-of-two chunks bound the shapes to nine.
+fn pow2_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = MAX_CHUNK.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
 /// Lock and read the rows of `names` (sorted, distinct).
 async fn lock_rows(
     tx: &mut sqlx::MySqlConnection,
@@ -125,9 +145,12 @@ async fn lock_rows(
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, CONVERT(name USING utf8mb4) AS name, status, observed_ns FROM elkservice WHERE name IN (",
     );
+    // Padded to a power of two with the last name (a repeat changes nothing in
+    // IN), so that the statement's text comes in few shapes; see pow2_chunks.
+    let padded = names.len().next_power_of_two();
     let mut list = q.separated(", ");
-    for n in names {
-        list.push_bind(*n);
+    for i in 0..padded {
+        list.push_bind(names[i.min(names.len() - 1)]);
     }
     q.push(") ORDER BY name FOR UPDATE");
     let rows = q.build().fetch_all(tx).await?;
@@ -167,25 +190,26 @@ pub async fn apply_batch(
         .filter(|n| !current.contains_key(*n))
         .collect();
     if auto_register && !missing.is_empty() {
-        // IGNORE: another writer may register the same name at the same moment.
-        let mut q = QueryBuilder::<MySql>::new("INSERT IGNORE INTO elkservice (name) ");
-        q.push_values(&missing, |mut row, name| {
-            row.push_bind(*name);
-        });
-        q.build().execute(&mut *tx).await?;
+        for chunk in pow2_chunks(&missing) {
+            // IGNORE: another writer may register the same name at the same moment.
+            let mut q = QueryBuilder::<MySql>::new("INSERT IGNORE INTO elkservice (name) ");
+            q.push_values(chunk, |mut row, name| {
+                row.push_bind(*name);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
         current.extend(lock_rows(&mut tx, &missing).await?);
     }
 
     let plan = plan(&current, events);
 
-    if !plan.updates.is_empty() {
-        // One statement for every changed row: each id exists, so every line
-        // takes the ON DUPLICATE KEY UPDATE path.
+    for chunk in pow2_chunks(&plan.updates) {
+        // Each id exists, so every line takes the ON DUPLICATE KEY UPDATE path.
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice (id, name, status, running, detail, failed_count, \
              observed_ns, status_changed_at, last_checked_at) ",
         );
-        q.push_values(&plan.updates, |mut row, u| {
+        q.push_values(chunk, |mut row, u| {
             row.push_bind(u.id)
                 .push_bind(u.event.service.as_str())
                 .push_bind(u.event.status.as_str())
@@ -205,11 +229,11 @@ pub async fn apply_batch(
         );
         q.build().execute(&mut *tx).await?;
     }
-    if !plan.transitions.is_empty() {
+    for chunk in pow2_chunks(&plan.transitions) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) ",
         );
-        q.push_values(&plan.transitions, |mut row, t| {
+        q.push_values(chunk, |mut row, t| {
             row.push_bind(t.service_id)
                 .push_bind(t.from.as_str())
                 .push_bind(t.event.status.as_str())
@@ -259,6 +283,17 @@ mod tests {
 
     fn ns(second: i64) -> Option<i64> {
         Some((1_800_000_000 + second) * 1_000_000_000)
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two_that_cover_everything_in_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        let chunks = pow2_chunks(&items);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
+        assert_eq!(chunks.concat(), items);
+        assert_eq!(pow2_chunks(&items[..1]).len(), 1);
+        assert!(pow2_chunks::<usize>(&[]).is_empty());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct WriterSettings {
     pub auto_register: bool,
     /// Most events applied in one transaction.
     pub max_batch: usize,
+    /// While the queue is busy, how long a batch may wait to fill (milliseconds).
+    /// A lone event is never delayed.
+    pub linger_ms: u64,
     /// Unacknowledged deliveries the broker may send ahead (at least `max_batch`,
     /// so that a batch can fill while the previous one commits).
     pub prefetch: u16,
@@ -33,6 +36,7 @@ const WRITER_DEFAULTS: &str = r#"
 listen = "127.0.0.1:9187"
 auto_register = true
 max_batch = 500
+linger_ms = 5
 prefetch = 1000
 "#;
 

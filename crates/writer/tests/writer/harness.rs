@@ -128,6 +128,7 @@ impl Harness {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 auto_register: true,
                 max_batch: 500,
+                linger_ms: 5,
                 prefetch: 1000,
             },
             amqp: Self::amqp_settings(&self.vhost),
