@@ -18,7 +18,7 @@ pub const NAME_MAX_LEN: usize = 63;
 pub const DETAIL_MAX_LEN: usize = 1024;
 
 /// A service name: 1–63 characters of `A-Z a-z 0-9 . _ -`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ServiceName(String);
 

@@ -1,0 +1,233 @@
+//! Containers through the Docker Engine API (Docker or Podman's compatible
+//! socket): containers labelled `elkservice.name=<Name>` are watched with no
+//! configuration.
+//!
+//! Each session subscribes to the event stream with `since` set to just before
+//! it lists and inspects the containers, so an event between the two is
+//! replayed rather than lost; the list is reconciled at every session start and
+//! every poll interval as a safety net. A stream silent for longer than the
+//! watchdog is resubscribed (a client timeout does not cover a long-lived
+//! stream). When the engine cannot be reached, every container service it
+//! watched becomes `unknown`: the watcher cannot see, which is not `down`.
+
+use crate::container::{assess, ContainerView};
+use crate::{Metrics, Observation};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::Docker;
+use chrono::Utc;
+use elkservice_core::backoff::Backoff;
+use elkservice_core::{ServiceName, Status};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Container events that can change what a container's state means.
+const ACTIONS: [&str; 12] = [
+    "create",
+    "start",
+    "restart",
+    "die",
+    "stop",
+    "kill",
+    "oom",
+    "pause",
+    "unpause",
+    "destroy",
+    "remove",
+    "health_status",
+];
+
+pub struct DockerSource {
+    pub docker: Docker,
+    pub label: String,
+    pub poll: Duration,
+    pub idle_watchdog: Duration,
+    pub unhealthy_is_down: bool,
+    pub metrics: Metrics,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Resubscribe,
+}
+
+impl DockerSource {
+    pub async fn run(self, tx: mpsc::Sender<Observation>, mut shutdown: watch::Receiver<bool>) {
+        // Container id → service name, for containers seen in this engine.
+        let mut known: HashMap<String, ServiceName> = HashMap::new();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            match self
+                .session(&tx, &mut known, &mut shutdown, &mut backoff)
+                .await
+            {
+                Ok(SessionEnd::Shutdown) => return,
+                Ok(SessionEnd::Resubscribe) => continue,
+                Err(e) => {
+                    self.metrics.engine_connected.set(0);
+                    self.metrics.engine_errors.inc();
+                    tracing::warn!(error = %e, "container engine unreachable");
+                    let detail = format!("the watcher cannot reach the container engine: {e}");
+                    let mut names: Vec<_> = known.values().cloned().collect();
+                    names.sort();
+                    names.dedup();
+                    for name in names {
+                        let _ = tx
+                            .send(Observation::now(
+                                name,
+                                Status::Unknown,
+                                false,
+                                detail.clone(),
+                            ))
+                            .await;
+                    }
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = crate::stopping(&mut shutdown) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        tx: &mpsc::Sender<Observation>,
+        known: &mut HashMap<String, ServiceName>,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Result<SessionEnd, bollard::errors::Error> {
+        let since = (Utc::now().timestamp() - 1).to_string();
+        // No label filter on the stream: Podman matches a key-only label filter
+        // against nothing. Events carry the labels; they are matched below.
+        let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        let mut events = self.docker.events(Some(EventsOptions {
+            since: Some(since),
+            until: None,
+            filters: Some(filters),
+        }));
+        self.reconcile(tx, known).await?;
+        self.metrics.engine_connected.set(1);
+        backoff.reset();
+        let mut poll = tokio::time::interval(self.poll);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                _ = crate::stopping(shutdown) => return Ok(SessionEnd::Shutdown),
+                _ = poll.tick() => self.reconcile(tx, known).await?,
+                next = tokio::time::timeout(self.idle_watchdog, events.next()) => match next {
+                    Err(_idle) => {
+                        self.docker.ping().await?;
+                        return Ok(SessionEnd::Resubscribe);
+                    }
+                    Ok(None) => return Ok(SessionEnd::Resubscribe),
+                    Ok(Some(Err(e))) => return Err(e),
+                    Ok(Some(Ok(event))) => {
+                        let action = event.action.unwrap_or_default();
+                        // Docker says `health_status: healthy`; Podman `health_status`.
+                        let action = action.split(':').next().unwrap_or_default().trim();
+                        if !ACTIONS.contains(&action) {
+                            continue;
+                        }
+                        let actor = event.actor.unwrap_or_default();
+                        let id = actor.id.unwrap_or_default();
+                        let name = actor
+                            .attributes
+                            .as_ref()
+                            .and_then(|a| a.get(&self.label))
+                            .and_then(|n| ServiceName::parse(n).ok())
+                            .or_else(|| known.get(&id).cloned());
+                        if let Some(name) = name {
+                            self.inspect(tx, known, &id, name).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inspect one container and report it; a container that is gone is `down`.
+    async fn inspect(
+        &self,
+        tx: &mpsc::Sender<Observation>,
+        known: &mut HashMap<String, ServiceName>,
+        id: &str,
+        name: ServiceName,
+    ) -> Result<(), bollard::errors::Error> {
+        self.metrics.inspections.inc();
+        let observation = match self.docker.inspect_container(id, None).await {
+            Ok(c) => {
+                known.insert(id.to_owned(), name.clone());
+                let (status, running, detail) =
+                    assess(&ContainerView::from(&c), self.unhealthy_is_down);
+                Observation::now(name, status, running, detail)
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                known.remove(id);
+                Observation::now(name, Status::Down, false, "container removed".into())
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = tx.send(observation).await;
+        Ok(())
+    }
+
+    /// List the labelled containers, inspect each, and report the ones that vanished.
+    async fn reconcile(
+        &self,
+        tx: &mpsc::Sender<Observation>,
+        known: &mut HashMap<String, ServiceName>,
+    ) -> Result<(), bollard::errors::Error> {
+        let filters = HashMap::from([("label".to_owned(), vec![self.label.clone()])]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await?;
+        let mut listed = HashMap::new();
+        for c in list {
+            let (Some(id), Some(raw)) = (c.id, c.labels.as_ref().and_then(|l| l.get(&self.label)))
+            else {
+                continue;
+            };
+            match ServiceName::parse(raw) {
+                Ok(name) => {
+                    listed.insert(id, name);
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, label = %raw, "ignoring a container: its name {e}")
+                }
+            }
+        }
+        let gone: Vec<_> = known
+            .keys()
+            .filter(|id| !listed.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(name) = known.remove(&id) {
+                if !listed.values().any(|n| *n == name) {
+                    let _ = tx
+                        .send(Observation::now(
+                            name,
+                            Status::Down,
+                            false,
+                            "container removed".into(),
+                        ))
+                        .await;
+                }
+            }
+        }
+        for (id, name) in listed {
+            self.inspect(tx, known, &id, name).await?;
+        }
+        Ok(())
+    }
+}
