@@ -40,6 +40,8 @@ const ACTIONS: [&str; 12] = [
 
 pub struct DockerSource {
     pub docker: Docker,
+    /// Containers named in config (container name → service), watched without a label.
+    pub by_container: HashMap<String, ServiceName>,
     pub label: String,
     pub poll: Duration,
     pub idle_watchdog: Duration,
@@ -133,11 +135,9 @@ impl DockerSource {
                         }
                         let actor = event.actor.unwrap_or_default();
                         let id = actor.id.unwrap_or_default();
-                        let name = actor
-                            .attributes
-                            .as_ref()
-                            .and_then(|a| a.get(&self.label))
-                            .and_then(|n| ServiceName::parse(n).ok())
+                        let attributes = actor.attributes.unwrap_or_default();
+                        let name = self
+                            .service_of(attributes.get(&self.label), attributes.get("name").map(String::as_str))
                             .or_else(|| known.get(&id).cloned());
                         if let Some(name) = name {
                             self.inspect(tx, known, &id, name).await?;
@@ -146,6 +146,21 @@ impl DockerSource {
                 }
             }
         }
+    }
+
+    /// The service a container stands for: its label, else its name in config.
+    fn service_of(
+        &self,
+        label: Option<&String>,
+        container_name: Option<&str>,
+    ) -> Option<ServiceName> {
+        if let Some(raw) = label {
+            match ServiceName::parse(raw) {
+                Ok(name) => return Some(name),
+                Err(e) => tracing::warn!(label = %raw, "ignoring a label: the name {e}"),
+            }
+        }
+        container_name.and_then(|n| self.by_container.get(n.trim_start_matches('/')).cloned())
     }
 
     /// Inspect one container and report it; a container that is gone is `down`.
@@ -182,28 +197,25 @@ impl DockerSource {
         tx: &mpsc::Sender<Observation>,
         known: &mut HashMap<String, ServiceName>,
     ) -> Result<(), bollard::errors::Error> {
-        let filters = HashMap::from([("label".to_owned(), vec![self.label.clone()])]);
+        // Unfiltered when containers are also named in config; else only the labelled.
+        let filters = self
+            .by_container
+            .is_empty()
+            .then(|| HashMap::from([("label".to_owned(), vec![self.label.clone()])]));
         let list = self
             .docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
-                filters: Some(filters),
+                filters,
                 ..Default::default()
             }))
             .await?;
         let mut listed = HashMap::new();
         for c in list {
-            let (Some(id), Some(raw)) = (c.id, c.labels.as_ref().and_then(|l| l.get(&self.label)))
-            else {
-                continue;
-            };
-            match ServiceName::parse(raw) {
-                Ok(name) => {
-                    listed.insert(id, name);
-                }
-                Err(e) => {
-                    tracing::warn!(container = %id, label = %raw, "ignoring a container: its name {e}")
-                }
+            let label = c.labels.as_ref().and_then(|l| l.get(&self.label));
+            let container_name = c.names.as_ref().and_then(|n| n.first()).map(String::as_str);
+            if let (Some(id), Some(name)) = (c.id.clone(), self.service_of(label, container_name)) {
+                listed.insert(id, name);
             }
         }
         let gone: Vec<_> = known

@@ -2,14 +2,17 @@
 //! the changes to RabbitMQ.
 //!
 //! Sources send [`Observation`]s over a channel: [`docker`] watches labelled
-//! containers through the engine's API ([`container`] maps their state to a
-//! status). The [`publisher`] keeps the latest observation per service and
+//! (or configured) containers through the engine's API ([`container`] maps
+//! their state to a status); [`probe`] runs the watcher's own HTTP and TCP
+//! probes, whose results a [`tracker`] turns into a status. The [`publisher`] keeps the latest observation per service and
 //! publishes what changed, with confirms.
 
 pub mod container;
 pub mod docker;
+pub mod probe;
 pub mod publisher;
 pub mod settings;
+pub mod tracker;
 
 use chrono::{DateTime, Utc};
 use elkservice_core::{ServiceName, Status};
@@ -50,6 +53,8 @@ pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 pub struct Metrics {
     registry: Registry,
     pub inspections: IntCounter,
+    pub probes: IntCounter,
+    pub probe_failures: IntCounter,
     pub engine_errors: IntCounter,
     pub engine_connected: IntGauge,
     pub published: IntCounter,
@@ -90,6 +95,8 @@ impl Metrics {
             .expect("registered once");
         Metrics {
             inspections: counter("container_inspections_total", "Containers inspected"),
+            probes: counter("probes_total", "HTTP and TCP probes run"),
+            probe_failures: counter("probe_failures_total", "Probes that failed"),
             engine_errors: counter(
                 "engine_errors_total",
                 "Times the container engine could not be reached",
@@ -175,8 +182,33 @@ impl Watcher {
         let s = self.settings;
         let docker = bollard::Docker::connect_with_host(&s.docker.host)?;
         let (tx, rx) = mpsc::channel(1024);
+
+        let by_container = s
+            .services
+            .iter()
+            .filter_map(|svc| svc.container.clone().map(|c| (c, svc.name.clone())))
+            .collect();
+        let client = reqwest::Client::builder().build()?;
+        let mut probes = Vec::new();
+        for svc in &s.services {
+            let Some(check) = svc.check() else { continue };
+            let probed = probe::ProbedService {
+                name: svc.name.clone(),
+                check,
+                interval: Duration::from_secs_f64(svc.interval_secs),
+                timeout: Duration::from_secs_f64(svc.timeout_secs),
+                thresholds: svc.thresholds(),
+                metrics: self.metrics.clone(),
+            };
+            probes.push(tokio::spawn(probed.run(
+                client.clone(),
+                tx.clone(),
+                shutdown.clone(),
+            )));
+        }
         let source = docker::DockerSource {
             docker,
+            by_container,
             label: s.watcher.label.clone(),
             poll: Duration::from_secs(s.watcher.poll_interval_secs),
             idle_watchdog: Duration::from_secs(s.watcher.idle_watchdog_secs),
@@ -192,6 +224,9 @@ impl Watcher {
         let source = tokio::spawn(source.run(tx, shutdown.clone()));
         publisher.run(rx, shutdown).await;
         source.abort();
+        for p in probes {
+            p.abort();
+        }
         server_handle.stop(true).await;
         Ok(())
     }

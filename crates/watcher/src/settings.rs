@@ -1,10 +1,14 @@
 //! The watcher's settings: `[watcher]`, `[docker]`, `[amqp]` and `[log]`.
 
+use crate::probe::{Check, HttpCheck};
+use crate::tracker::Thresholds;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{self, ConfigError, LogSettings};
+use elkservice_core::ServiceName;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -12,6 +16,103 @@ pub struct Settings {
     pub docker: DockerSettings,
     pub amqp: AmqpSettings,
     pub log: LogSettings,
+    /// Services listed explicitly: `[[services]]` tables.
+    #[serde(default)]
+    pub services: Vec<ServiceSettings>,
+}
+
+/// A service the watcher finds by container name, or probes itself.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub name: ServiceName,
+    /// Watch this container (by its name) through the engine.
+    #[serde(default)]
+    pub container: Option<String>,
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
+    /// `host:port` to connect to.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    #[serde(default = "defaults::interval")]
+    pub interval_secs: f64,
+    #[serde(default = "defaults::timeout")]
+    pub timeout_secs: f64,
+    #[serde(default = "defaults::fall")]
+    pub fall: u32,
+    #[serde(default = "defaults::rise")]
+    pub rise: u32,
+    #[serde(default = "defaults::start_grace")]
+    pub start_grace_secs: f64,
+}
+
+mod defaults {
+    pub fn interval() -> f64 {
+        10.0
+    }
+    pub fn timeout() -> f64 {
+        3.0
+    }
+    pub fn fall() -> u32 {
+        3
+    }
+    pub fn rise() -> u32 {
+        2
+    }
+    pub fn start_grace() -> f64 {
+        30.0
+    }
+}
+
+impl ServiceSettings {
+    /// The probe, for services the watcher probes itself.
+    pub fn check(&self) -> Option<Check> {
+        match (&self.http, &self.tcp) {
+            (Some(h), _) => Some(Check::Http(h.clone())),
+            (_, Some(t)) => Some(Check::Tcp(t.clone())),
+            _ => None,
+        }
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            fall: self.fall,
+            rise: self.rise,
+            start_grace: Duration::from_secs_f64(self.start_grace_secs),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let kinds = [
+            self.container.is_some(),
+            self.http.is_some(),
+            self.tcp.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err("give exactly one of container, http, tcp".into());
+        }
+        if !(self.interval_secs > 0.0 && self.timeout_secs > 0.0) {
+            return Err("interval_secs and timeout_secs must be positive".into());
+        }
+        if self.timeout_secs >= self.interval_secs {
+            return Err("timeout_secs must be shorter than interval_secs".into());
+        }
+        if self.fall == 0 || self.rise == 0 {
+            return Err("fall and rise must be at least 1".into());
+        }
+        if !(self.start_grace_secs >= 0.0 && self.start_grace_secs.is_finite()) {
+            return Err("start_grace_secs must be zero or more".into());
+        }
+        if let Some(h) = &self.http {
+            if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                return Err(format!(
+                    "http.url {:?} must start with http:// or https://",
+                    h.url
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +173,17 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let defaults = [DEFAULTS, AmqpSettings::DEFAULTS, LogSettings::DEFAULTS].concat();
         let s: Settings = config::load(&defaults, file, &[config::DOCKER_HOST, config::AMQP_URL])?;
+        let mut names = std::collections::HashSet::new();
+        for (i, svc) in s.services.iter().enumerate() {
+            svc.validate()
+                .map_err(|e| ConfigError::Message(format!("services[{i}] ({}): {e}", svc.name)))?;
+            if !names.insert(&svc.name) {
+                return Err(ConfigError::Message(format!(
+                    "services[{i}]: {} is listed twice",
+                    svc.name
+                )));
+            }
+        }
         for (key, v) in [
             ("watcher.poll_interval_secs", s.watcher.poll_interval_secs),
             ("watcher.idle_watchdog_secs", s.watcher.idle_watchdog_secs),

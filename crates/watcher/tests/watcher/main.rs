@@ -2,6 +2,9 @@
 //! watches containers under a label key of its own and reads what is published
 //! from a queue in a vhost of its own.
 
+mod config;
+mod probes;
+
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
@@ -29,7 +32,8 @@ fn podman(args: &[&str]) -> String {
         .expect("podman runs (scripts/services installs it)");
     assert!(
         out.status.success(),
-        "podman {args:?}: {}",
+        "podman {args:?}: {}\n(the tests expect the engine that `eval \"$(scripts/services)\"` \
+         sets up, with CONTAINERS_CONF)",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -122,6 +126,7 @@ impl Harness {
             log: LogSettings {
                 format: LogFormat::Json,
             },
+            services: vec![],
         }
     }
 
