@@ -2,7 +2,10 @@
 
 use std::process::Command;
 
-fn run(env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
+/// Environment, config file text, and what stderr must mention.
+type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+
+fn run(case: usize, env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_elkservice-watcher"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
         cmd.env_remove(k);
@@ -11,10 +14,7 @@ fn run(env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
     let dir = std::env::temp_dir().join(format!("elkw-{}", std::process::id()));
     if let Some(text) = file {
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!(
-            "{:x}.toml",
-            text.len() * 7919 + text.as_bytes()[0] as usize
-        ));
+        let path = dir.join(format!("case-{case}.toml"));
         std::fs::write(&path, text).unwrap();
         cmd.arg("--config").arg(&path);
     }
@@ -27,15 +27,15 @@ fn run(env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
 
 #[test]
 fn bad_settings_name_the_key_and_exit_2() {
-    let cases: [(&[(&str, &str)], Option<&str>, &str); 5] = [
+    let cases: [Case; 5] = [
         (&[("ELK_WATCHER__POLL_INTERVAL_SECS", "0")], None, "watcher.poll_interval_secs"),
         (&[("ELK_WATCHER__LISTEN", "nowhere")], None, "watcher.listen"),
         (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\nhttp = { url = \"http://x\" }\n"), "exactly one"),
         (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\ninterval_secs = 1\ntimeout_secs = 2\n"), "shorter than interval"),
         (&[], Some("[[services]]\nname = \"bad name\"\ntcp = \"127.0.0.1:9200\"\n"), "Name must be"),
     ];
-    for (env, file, expected) in cases {
-        let (code, stderr) = run(env, file);
+    for (i, (env, file, expected)) in cases.into_iter().enumerate() {
+        let (code, stderr) = run(i, env, file);
         assert_eq!(code, 2, "{env:?} {file:?}: {stderr}");
         assert!(stderr.contains(expected), "{env:?} {file:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
