@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use sqlx::MySqlPool;
 use std::time::Instant;
 
@@ -72,11 +72,7 @@ impl Metrics {
     pub fn render(&self, pool: &MySqlPool) -> String {
         self.pool_size.set(pool.size().into());
         self.pool_idle.set(pool.num_idle() as i64);
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("exposition is UTF-8")
+        elkservice_core::ops::render(&self.registry)
     }
 }
 

@@ -33,6 +33,22 @@ dead_queue = "elkservice.dead"
 "#;
 }
 
+impl AmqpSettings {
+    /// The contract's names, on the broker at `url`.
+    pub fn with_url(url: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Defaults {
+            amqp: AmqpSettings,
+        }
+        let defaults: Defaults =
+            crate::config::load_str(Self::DEFAULTS).expect("the defaults parse");
+        AmqpSettings {
+            url: url.to_owned(),
+            ..defaults.amqp
+        }
+    }
+}
+
 pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
     // The name shows in the management UI's connection list.
     let props = ConnectionProperties::default().with_connection_name(name.into());

@@ -38,6 +38,14 @@ pub fn load<T: DeserializeOwned>(
     builder.build()?.try_deserialize()
 }
 
+/// Deserialise TOML text alone (no file, no environment).
+pub fn load_str<T: DeserializeOwned>(toml: &str) -> Result<T, ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+        .build()?
+        .try_deserialize()
+}
+
 /// `[database]`: where MySQL/MariaDB is and how many connections to keep.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

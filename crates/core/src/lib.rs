@@ -1,7 +1,8 @@
 //! What more than one elkservice program needs, defined once: the domain
 //! (service names, statuses, the stored row), the status event on the wire and its
-//! AMQP topology, configuration loading, telemetry set-up, and the database
-//! connection with its migrations.
+//! AMQP topology, configuration loading, telemetry set-up, graceful shutdown,
+//! the operators' metrics listener, and the database connection with its
+//! migrations.
 
 pub mod amqp;
 pub mod backoff;
@@ -9,6 +10,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod event;
+pub mod ops;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use domain::{Service, ServiceName, Status};

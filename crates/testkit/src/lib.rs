@@ -271,3 +271,79 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// The value of one metric line (`name` or `name{labels}`) at a program's
+/// `/metrics` on `port`; 0 when it cannot be read or is absent.
+pub async fn scrape(port: u16, metric: &str) -> f64 {
+    let Ok(res) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0.0;
+    };
+    let prefix = format!("{metric} ");
+    res.text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Every status event published to the vhost's exchange from now on, read
+/// through an exclusive queue of the caller's own. Keep the connection.
+pub async fn consume_events(
+    vhost: &TestVhost,
+) -> (
+    lapin::Connection,
+    tokio::sync::mpsc::UnboundedReceiver<elkservice_core::StatusEvent>,
+) {
+    use futures_util::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+    let settings = elkservice_core::amqp::AmqpSettings::with_url(&vhost.url);
+    let conn = elkservice_core::amqp::connect(&vhost.url, "test-consumer")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    elkservice_core::amqp::declare_exchange(&ch, &settings)
+        .await
+        .unwrap();
+    let exclusive = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let queue = ch
+        .queue_declare("".into(), exclusive, FieldTable::default())
+        .await
+        .unwrap();
+    let name = queue.name().clone();
+    ch.queue_bind(
+        name.clone(),
+        settings.exchange.as_str().into(),
+        "status.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            name,
+            "test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            if let Ok(e) = elkservice_core::StatusEvent::decode(&d.data) {
+                let _ = tx.send(e);
+            }
+        }
+    });
+    (conn, rx)
+}

@@ -44,6 +44,8 @@ pub struct DockerSource {
     pub by_container: HashMap<String, ServiceName>,
     pub label: String,
     pub poll: Duration,
+    /// Follow the event stream; without it, changes are seen at the next poll.
+    pub events: bool,
     pub idle_watchdog: Duration,
     pub unhealthy_is_down: bool,
     pub metrics: Metrics,
@@ -115,6 +117,15 @@ impl DockerSource {
         backoff.reset();
         let mut poll = tokio::time::interval(self.poll);
         poll.tick().await;
+        if !self.events {
+            // The stream is never polled, so it is never requested.
+            loop {
+                tokio::select! {
+                    _ = crate::stopping(shutdown) => return Ok(SessionEnd::Shutdown),
+                    _ = poll.tick() => self.reconcile(tx, known).await?,
+                }
+            }
+        }
         loop {
             tokio::select! {
                 _ = crate::stopping(shutdown) => return Ok(SessionEnd::Shutdown),

@@ -15,12 +15,15 @@ pub mod settings;
 pub mod tracker;
 
 use chrono::{DateTime, Utc};
+use elkservice_core::ops;
 use elkservice_core::{ServiceName, Status};
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntGauge, Registry};
 use settings::Settings;
 use std::net::TcpListener;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+pub use elkservice_core::shutdown::stopping;
 
 /// What a source saw of one service at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,14 +47,9 @@ impl Observation {
     }
 }
 
-/// Resolves once shutdown has been asked for (or its sender is gone).
-pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    pub registry: Registry,
     pub inspections: IntCounter,
     pub probes: IntCounter,
     pub probe_failures: IntCounter,
@@ -64,57 +62,33 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("elkservice_watcher".into()), None).expect("valid prefix");
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("registered once");
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("registered once");
-            g
-        };
-        let confirm_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "confirm_seconds",
-                "Time from publishing a flush to its last confirm",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
-            ]),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(confirm_seconds.clone()))
-            .expect("registered once");
+        let r = ops::registry("elkservice_watcher");
         Metrics {
-            inspections: counter("container_inspections_total", "Containers inspected"),
-            probes: counter("probes_total", "HTTP and TCP probes run"),
-            probe_failures: counter("probe_failures_total", "Probes that failed"),
-            engine_errors: counter(
+            inspections: ops::counter(&r, "container_inspections_total", "Containers inspected"),
+            probes: ops::counter(&r, "probes_total", "HTTP and TCP probes run"),
+            probe_failures: ops::counter(&r, "probe_failures_total", "Probes that failed"),
+            engine_errors: ops::counter(
+                &r,
                 "engine_errors_total",
                 "Times the container engine could not be reached",
             ),
-            engine_connected: gauge("engine_connected", "1 while the engine answers"),
-            published: counter("events_published_total", "Events confirmed by the broker"),
-            broker_connected: gauge("broker_connected", "1 while connected to the broker"),
-            confirm_seconds,
-            registry,
+            engine_connected: ops::gauge(&r, "engine_connected", "1 while the engine answers"),
+            published: ops::counter(
+                &r,
+                "events_published_total",
+                "Events confirmed by the broker",
+            ),
+            broker_connected: ops::gauge(&r, "broker_connected", "1 while connected to the broker"),
+            confirm_seconds: ops::histogram(
+                &r,
+                "confirm_seconds",
+                "Time from publishing a flush to its last confirm",
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+                ],
+            ),
+            registry: r,
         }
-    }
-
-    pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("exposition is UTF-8")
     }
 }
 
@@ -148,34 +122,17 @@ impl Watcher {
     }
 
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        use actix_web::{web, App, HttpResponse, HttpServer};
-        let metrics = web::Data::new(self.metrics.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(metrics.clone())
-                .route(
-                    "/healthz",
-                    web::get().to(|m: web::Data<Metrics>| async move {
-                        HttpResponse::Ok().json(serde_json::json!({
-                            "status": "ok",
-                            "engine_connected": m.engine_connected.get() == 1,
-                            "broker_connected": m.broker_connected.get() == 1,
-                        }))
-                    }),
-                )
-                .route(
-                    "/metrics",
-                    web::get().to(|m: web::Data<Metrics>| async move {
-                        HttpResponse::Ok()
-                            .content_type("text/plain; version=0.0.4")
-                            .body(m.render())
-                    }),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(self.listener)?
-        .run();
+        let (engine, broker) = (
+            self.metrics.engine_connected.clone(),
+            self.metrics.broker_connected.clone(),
+        );
+        let server = ops::serve(self.listener, self.metrics.registry.clone(), move || {
+            serde_json::json!({
+                "status": "ok",
+                "engine_connected": engine.get() == 1,
+                "broker_connected": broker.get() == 1,
+            })
+        })?;
         let server_handle = server.handle();
         tokio::spawn(server);
 
@@ -210,7 +167,8 @@ impl Watcher {
             docker,
             by_container,
             label: s.watcher.label.clone(),
-            poll: Duration::from_secs(s.watcher.poll_interval_secs),
+            poll: Duration::from_secs_f64(s.watcher.poll_interval_secs),
+            events: s.watcher.events,
             idle_watchdog: Duration::from_secs(s.watcher.idle_watchdog_secs),
             unhealthy_is_down: s.watcher.unhealthy_is_down,
             metrics: self.metrics.clone(),

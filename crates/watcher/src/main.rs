@@ -3,7 +3,6 @@ use elkservice_watcher::settings::Settings;
 use elkservice_watcher::Watcher;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio::signal::unix::{signal, SignalKind};
 
 /// Watches container health and publishes status changes to RabbitMQ.
 #[derive(Parser)]
@@ -33,15 +32,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(port = watcher.port(), "metrics listening");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        let _ = stop.send(true);
-    });
+    let shutdown = elkservice_core::shutdown::on_signal();
     match watcher.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

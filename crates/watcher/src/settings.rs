@@ -124,8 +124,10 @@ pub struct WatcherSettings {
     pub listen: SocketAddr,
     /// The container label that names a service.
     pub label: String,
+    /// Follow the engine's event stream (else rely on polling alone).
+    pub events: bool,
     /// Full list-and-inspect, as a safety net under the event stream.
-    pub poll_interval_secs: u64,
+    pub poll_interval_secs: f64,
     /// A stream silent this long is resubscribed.
     pub idle_watchdog_secs: u64,
     /// Publish every service again this often, so lost messages heal.
@@ -159,6 +161,7 @@ const DEFAULTS: &str = r#"
 id = ""
 listen = "127.0.0.1:9188"
 label = "elkservice.name"
+events = true
 poll_interval_secs = 30
 idle_watchdog_secs = 60
 resync_interval_secs = 300
@@ -184,8 +187,12 @@ impl Settings {
                 )));
             }
         }
+        if !(s.watcher.poll_interval_secs > 0.0 && s.watcher.poll_interval_secs.is_finite()) {
+            return Err(ConfigError::Message(
+                "watcher.poll_interval_secs must be positive".into(),
+            ));
+        }
         for (key, v) in [
-            ("watcher.poll_interval_secs", s.watcher.poll_interval_secs),
             ("watcher.idle_watchdog_secs", s.watcher.idle_watchdog_secs),
             (
                 "watcher.resync_interval_secs",

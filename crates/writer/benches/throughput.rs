@@ -59,16 +59,6 @@ fn burst(events: usize, services: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn amqp_settings(vhost: &TestVhost) -> AmqpSettings {
-    AmqpSettings {
-        url: vhost.url.clone(),
-        exchange: "elkservice.status".into(),
-        queue: "elkservice.writer".into(),
-        dead_exchange: "elkservice.dead".into(),
-        dead_queue: "elkservice.dead".into(),
-    }
-}
-
 async fn publish(channel: &Channel, bodies: &[Vec<u8>]) {
     for (i, body) in bodies.iter().enumerate() {
         let key = format!("status.bench-{:04}", i % 1000);
@@ -92,7 +82,7 @@ async fn publisher(vhost: &TestVhost) -> (lapin::Connection, Channel) {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    amqp::declare_topology(&ch, &amqp_settings(vhost))
+    amqp::declare_topology(&ch, &AmqpSettings::with_url(&vhost.url))
         .await
         .unwrap();
     (conn, ch)
@@ -189,16 +179,7 @@ async fn writer_run(
 }
 
 async fn metric(port: u16, name: &str) -> f64 {
-    let Ok(res) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
-        return 0.0;
-    };
-    let prefix = format!("elkservice_writer_{name} ");
-    res.text()
-        .await
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    elkservice_testkit::scrape(port, &format!("elkservice_writer_{name}")).await
 }
 
 #[tokio::main]
@@ -215,7 +196,7 @@ async fn main() {
     };
     let settings_of = |vhost: &TestVhost, db: &TestDatabase| Settings {
         writer: writer.clone(),
-        amqp: amqp_settings(vhost),
+        amqp: AmqpSettings::with_url(&vhost.url),
         database: DatabaseSettings {
             url: db.url.clone(),
             max_connections: 4,

@@ -20,6 +20,7 @@ use anyhow::Context;
 use chrono::Utc;
 use elkservice_core::amqp;
 use elkservice_core::backoff::Backoff;
+use elkservice_core::shutdown::stopping;
 use elkservice_core::StatusEvent;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
@@ -35,11 +36,6 @@ use tokio::sync::watch;
 
 /// The header that carries why a message was dead-lettered.
 pub const ERROR_HEADER: &str = "x-elkservice-error";
-
-/// Resolves once shutdown has been asked for (or its sender is gone).
-pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
 
 pub struct Consumer {
     pub settings: Settings,

@@ -3,7 +3,7 @@
 //!
 //! [`consumer`] takes batches off the queue and acknowledges them after commit;
 //! [`apply`] holds the rule (pure [`apply::plan`] plus its SQL); [`metrics`]
-//! serves `/healthz` and `/metrics`.
+//! are served with `/healthz` by the shared ops listener.
 
 pub mod apply;
 pub mod consumer;
@@ -13,6 +13,7 @@ pub mod settings;
 use consumer::Consumer;
 use elkservice_core::backoff::Backoff;
 use elkservice_core::db;
+use elkservice_core::shutdown::stopping;
 use settings::Settings;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -44,7 +45,12 @@ impl Writer {
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let server = metrics::serve(self.listener, self.metrics.clone())?;
+        let connected = self.metrics.broker_connected.clone();
+        let server = elkservice_core::ops::serve(
+            self.listener,
+            self.metrics.registry.clone(),
+            move || serde_json::json!({ "status": "ok", "broker_connected": connected.get() == 1 }),
+        )?;
         let server_handle = server.handle();
         tokio::spawn(server);
 
@@ -61,7 +67,7 @@ impl Writer {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = consumer::stopping(&mut shutdown) => {
+                        _ = stopping(&mut shutdown) => {
                             server_handle.stop(true).await;
                             return Ok(());
                         }

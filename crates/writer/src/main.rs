@@ -3,7 +3,6 @@ use elkservice_writer::settings::Settings;
 use elkservice_writer::Writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio::signal::unix::{signal, SignalKind};
 
 /// Applies status events from RabbitMQ to MySQL, in order, losing none.
 #[derive(Parser)]
@@ -34,16 +33,7 @@ async fn main() -> ExitCode {
     };
     tracing::info!(port = writer.port(), "metrics listening");
 
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("stopping: finishing the batch in hand");
-        let _ = stop.send(true);
-    });
+    let shutdown = elkservice_core::shutdown::on_signal();
     match writer.run(shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -5,15 +5,12 @@
 mod config;
 mod probes;
 
-use elkservice_core::amqp::{self, AmqpSettings};
+use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
-use elkservice_testkit::{eventually, TestVhost};
+use elkservice_testkit::{consume_events, eventually, TestVhost};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
-use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use std::process::Command;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -60,45 +57,7 @@ struct Harness {
 impl Harness {
     async fn new() -> Self {
         let vhost = TestVhost::create().await;
-        let conn = amqp::connect(&vhost.url, "test-consumer").await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        amqp::declare_exchange(&ch, &amqp_settings(&vhost))
-            .await
-            .unwrap();
-        ch.queue_declare(
-            "seen".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            "seen".into(),
-            "elkservice.status".into(),
-            "status.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        let mut consumer = ch
-            .basic_consume(
-                "seen".into(),
-                "test".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(Ok(d)) = consumer.next().await {
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
-                if let Ok(e) = StatusEvent::decode(&d.data) {
-                    let _ = tx.send(e);
-                }
-            }
-        });
+        let (conn, events) = consume_events(&vhost).await;
         let label = format!("elktest.{}", &vhost.name[8..20]);
         Harness {
             vhost,
@@ -116,13 +75,14 @@ impl Harness {
                 label: self.label.clone(),
                 // Longer than any test: what arrives comes through the event stream,
                 // so a broken stream fails the tests instead of waiting for a poll.
-                poll_interval_secs: 3600,
+                events: true,
+                poll_interval_secs: 3600.0,
                 idle_watchdog_secs: 60,
                 resync_interval_secs: 300,
                 unhealthy_is_down: false,
             },
             docker: DockerSettings { host: docker_host },
-            amqp: amqp_settings(&self.vhost),
+            amqp: AmqpSettings::with_url(&self.vhost.url),
             log: LogSettings {
                 format: LogFormat::Json,
             },
@@ -165,16 +125,6 @@ impl Harness {
                 _ => panic!("no event for {service} with {what} within 30 s; saw {seen:?}"),
             }
         }
-    }
-}
-
-fn amqp_settings(vhost: &TestVhost) -> AmqpSettings {
-    AmqpSettings {
-        url: vhost.url.clone(),
-        exchange: "elkservice.status".into(),
-        queue: "elkservice.writer".into(),
-        dead_exchange: "elkservice.dead".into(),
-        dead_queue: "elkservice.dead".into(),
     }
 }
 

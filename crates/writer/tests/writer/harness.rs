@@ -51,15 +51,7 @@ impl RunningWriter {
 }
 
 pub async fn metric(port: u16, name: &str) -> f64 {
-    let Ok(res) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
-        return 0.0;
-    };
-    let text = res.text().await.unwrap_or_default();
-    let full = format!("elkservice_writer_{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&full))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    elkservice_testkit::scrape(port, &format!("elkservice_writer_{name}")).await
 }
 
 /// An event observed `ms` milliseconds after a fixed instant in the recent past.
@@ -101,7 +93,7 @@ impl Harness {
             .await
             .unwrap();
         // The queue must exist before anything is published, or it would be unroutable.
-        amqp::declare_topology(&publisher, &Self::amqp_settings(&vhost))
+        amqp::declare_topology(&publisher, &AmqpSettings::with_url(&vhost.url))
             .await
             .unwrap();
         Harness {
@@ -109,16 +101,6 @@ impl Harness {
             vhost,
             publisher,
             _conn: conn,
-        }
-    }
-
-    fn amqp_settings(vhost: &TestVhost) -> AmqpSettings {
-        AmqpSettings {
-            url: vhost.url.clone(),
-            exchange: "elkservice.status".into(),
-            queue: "elkservice.writer".into(),
-            dead_exchange: "elkservice.dead".into(),
-            dead_queue: "elkservice.dead".into(),
         }
     }
 
@@ -131,7 +113,7 @@ impl Harness {
                 linger_ms: 5,
                 prefetch: 1000,
             },
-            amqp: Self::amqp_settings(&self.vhost),
+            amqp: AmqpSettings::with_url(&self.vhost.url),
             database: DatabaseSettings {
                 url: self.db.url.clone(),
                 max_connections: 4,

@@ -1,0 +1,85 @@
+//! What operators scrape: Prometheus metrics in a registry of the program's
+//! own, and the small `/healthz` + `/metrics` listener of the writer and the
+//! watcher.
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A registry whose metric names start with `<prefix>_`.
+pub fn registry(prefix: &str) -> Registry {
+    Registry::new_custom(Some(prefix.into()), None).expect("a valid prefix")
+}
+
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("registered once");
+    c
+}
+
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("registered once");
+    g
+}
+
+pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("a valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("registered once");
+    h
+}
+
+/// The Prometheus text exposition of a registry.
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("text encoding cannot fail");
+    String::from_utf8(buf).expect("the exposition is UTF-8")
+}
+
+/// Serve `/healthz` (the JSON that `health` returns) and `/metrics`. Signals
+/// are left to the program, which decides when to stop.
+pub fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    health: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+) -> std::io::Result<Server> {
+    let registry = web::Data::new(registry);
+    let health: web::Data<dyn Fn() -> serde_json::Value + Send + Sync> =
+        web::Data::from(Arc::new(health) as Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .app_data(health.clone())
+            .route(
+                "/healthz",
+                web::get().to(
+                    |h: web::Data<dyn Fn() -> serde_json::Value + Send + Sync>| async move {
+                        HttpResponse::Ok().json((h.get_ref())())
+                    },
+                ),
+            )
+            .route(
+                "/metrics",
+                web::get().to(|r: web::Data<Registry>| async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(render(&r))
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
