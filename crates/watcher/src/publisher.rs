@@ -101,7 +101,9 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        amqp::declare_exchange(&channel, &self.amqp).await?;
+        // The whole topology, not just the exchange: events published before the
+        // writer's first start then wait in its queue instead of being unroutable.
+        amqp::declare_topology(&channel, &self.amqp).await?;
         self.metrics.broker_connected.set(1);
         backoff.reset();
         tracing::info!("publishing to the broker");

@@ -155,6 +155,19 @@ async fn a_labelled_container_is_followed_through_its_life() {
     h.expect("web", "normal again", |e| e.status == Normal && e.running)
         .await;
 
+    // sleep ignores SIGTERM as PID 1, so stop ends in SIGKILL after the timeout.
+    podman(&["stop", "-t", "1", &c.0]);
+    h.expect("web", "down once stopped", |e| {
+        e.status == Down && !e.running
+    })
+    .await;
+
+    podman(&["restart", "-t", "0", &c.0]);
+    h.expect("web", "normal after a restart", |e| {
+        e.status == Normal && e.running
+    })
+    .await;
+
     podman(&["rm", "-f", "-t", "0", &c.0]);
     let e = h
         .expect("web", "down once removed", |e| e.status == Down)
