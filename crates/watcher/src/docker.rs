@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Container events that can change what a container's state means.
-const ACTIONS: [&str; 12] = [
+const ACTIONS: [&str; 13] = [
     "create",
     "start",
     "restart",
@@ -36,6 +36,9 @@ const ACTIONS: [&str; 12] = [
     "destroy",
     "remove",
     "health_status",
+    // Podman: after `died`, once the container is cleaned up (inspect may have
+    // seen the transient `stopped` state at `died`).
+    "cleanup",
 ];
 
 pub struct DockerSource {
@@ -195,6 +198,17 @@ impl DockerSource {
             }) => {
                 known.remove(id);
                 Observation::now(name, Status::Down, false, "container removed".into())
+            }
+            // The engine answered, but with an error about this container, or with
+            // a state the client does not know (Podman's transient `stopped`). The
+            // engine is reachable, so nothing becomes unknown: the container's next
+            // event, or the next poll, reports it.
+            Err(
+                e @ (bollard::errors::Error::DockerResponseServerError { .. }
+                | bollard::errors::Error::JsonDataError { .. }),
+            ) => {
+                tracing::warn!(container = %id, error = %e, "inspect gave no usable state; skipping this container for now");
+                return Ok(());
             }
             Err(e) => return Err(e),
         };
