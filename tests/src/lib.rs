@@ -207,6 +207,8 @@ impl System {
     /// A container labelled for this system's watcher, named after its service.
     pub fn run_container(&self, service: &str) -> Container {
         let name = format!("{}-{service}", self.label.replace('.', "-"));
+        // The guard first: a failed run can leave a created container behind.
+        let container = Container(name.clone());
         podman(&[
             "run",
             "-d",
@@ -218,6 +220,6 @@ impl System {
             "/bin/sleep",
             "100000",
         ]);
-        Container(name)
+        container
     }
 }

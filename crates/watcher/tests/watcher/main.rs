@@ -105,8 +105,10 @@ impl Harness {
         args.extend_from_slice(extra);
         args.push(IMAGE);
         args.extend_from_slice(cmd);
+        // The guard first: a failed run can leave a created container behind.
+        let container = Container(name.clone());
         podman(&args);
-        Container(name)
+        container
     }
 
     /// Wait for an event about `service` that satisfies `check`.

@@ -121,8 +121,9 @@ async fn a_tcp_probe_starts_in_grace_goes_down_and_recovers() {
 async fn a_container_named_in_config_is_watched_without_a_label() {
     let mut h = Harness::new().await;
     let name = format!("{}-plain", h.label.replace('.', "-"));
-    podman(&["run", "-d", "--name", &name, IMAGE, "/bin/sleep", "1000"]);
+    // The guard first: a failed run can leave a created container behind.
     let c = Container(name.clone());
+    podman(&["run", "-d", "--name", &name, IMAGE, "/bin/sleep", "1000"]);
     let mut settings = h.settings(super::docker_host());
     settings.services = vec![ServiceSettings {
         container: Some(name),
