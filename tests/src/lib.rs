@@ -3,7 +3,9 @@
 //! test's own. The binaries are the workspace's (`cargo test --workspace`
 //! builds them next to this test).
 
-use elkservice_testkit::{eventually, TestDatabase, TestVhost};
+use elkservice_testkit::{
+    eventually, free_port, podman, Container, TestDatabase, TestVhost, IMAGE,
+};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -19,14 +21,6 @@ fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A program that is killed when the test ends.
@@ -178,31 +172,6 @@ impl System {
     }
 }
 
-/// Run the podman CLI; panics with its output on failure.
-pub fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman runs");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {} (set up the engine with: eval \"$(scripts/services)\")",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A container removed when the test ends.
-pub struct Container(pub String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", &self.0])
-            .output();
-    }
-}
-
 impl System {
     /// A container labelled for this system's watcher, named after its service.
     pub fn run_container(&self, service: &str) -> Container {
@@ -216,7 +185,7 @@ impl System {
             &name,
             "--label",
             &format!("{}={service}", self.label),
-            "localhost/elkservice-busybox:latest",
+            IMAGE,
             "/bin/sleep",
             "100000",
         ]);

@@ -1,8 +1,9 @@
 //! GET reflects live container state: the three programs, real MariaDB,
 //! RabbitMQ and Podman.
 
-use elkservice_e2e::{podman, System};
+use elkservice_e2e::System;
 use elkservice_testkit::eventually;
+use elkservice_testkit::podman;
 use std::time::Instant;
 
 #[tokio::test]

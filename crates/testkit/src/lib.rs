@@ -347,3 +347,42 @@ pub async fn consume_events(
     });
     (conn, rx)
 }
+
+/// A free TCP port on the loopback interface, for a program under test to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The tiny image that `scripts/services` imports for test and demo containers.
+pub const IMAGE: &str = "localhost/elkservice-busybox:latest";
+
+/// Run the podman CLI; panics with its output on failure.
+pub fn podman(args: &[&str]) -> String {
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs (scripts/services installs it)");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}\n(the tests expect the engine that `eval \"$(scripts/services)\"` \
+         sets up, with CONTAINERS_CONF)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A container removed when the guard is dropped. Make it before `podman run`:
+/// a failed run can leave a created container behind.
+pub struct Container(pub String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .output();
+    }
+}

@@ -13,14 +13,12 @@ use bollard::Docker;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::{Status, StatusEvent};
-use elkservice_testkit::{consume_events, TestVhost};
+use elkservice_testkit::{consume_events, podman, TestVhost, IMAGE};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-const IMAGE: &str = "localhost/elkservice-busybox:latest";
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -31,18 +29,6 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into())
-}
-
-fn podman(args: &[&str]) {
-    let out = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman runs");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn wait_for(rx: &mut mpsc::UnboundedReceiver<StatusEvent>, service: &str, status: Status) {

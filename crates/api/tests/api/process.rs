@@ -1,6 +1,6 @@
 //! The real binary: configuration errors, key generation, start-up and SIGTERM.
 
-use elkservice_testkit::TestDatabase;
+use elkservice_testkit::{free_port, TestDatabase};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,14 +83,6 @@ fn help_and_version() {
     let (code, stdout, _) = run(api().arg("--help"));
     assert_eq!(code, 0);
     assert!(stdout.contains("--config"));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -8,43 +8,15 @@ mod probes;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
-use elkservice_testkit::{consume_events, eventually, TestVhost};
+use elkservice_testkit::{consume_events, eventually, podman, Container, TestVhost, IMAGE};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-const IMAGE: &str = "localhost/elkservice-busybox:latest";
-
 fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into())
-}
-
-/// Run the podman CLI; panics with its output on failure.
-fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman runs (scripts/services installs it)");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}\n(the tests expect the engine that `eval \"$(scripts/services)\"` \
-         sets up, with CONTAINERS_CONF)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A container removed when the test ends, however it ends.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", &self.0])
-            .output();
-    }
 }
 
 struct Harness {

@@ -1,9 +1,10 @@
 //! The watcher's own probes and services named in config.
 
-use super::{podman, Container, Harness, IMAGE};
+use super::Harness;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use elkservice_core::ServiceName;
 use elkservice_core::Status::{Degraded, Down, Normal, Starting};
+use elkservice_testkit::{free_port, podman, Container, IMAGE};
 use elkservice_watcher::probe::{HttpCheck, Preset};
 use elkservice_watcher::settings::ServiceSettings;
 use std::sync::{Arc, Mutex};
@@ -84,11 +85,7 @@ async fn an_http_probe_follows_the_answer_of_elasticsearch() {
 async fn a_tcp_probe_starts_in_grace_goes_down_and_recovers() {
     let mut h = Harness::new().await;
     // A free port with nothing listening yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut settings = h.settings(super::docker_host());
     settings.services = vec![ServiceSettings {
         tcp: Some(format!("127.0.0.1:{port}")),

@@ -4,7 +4,7 @@
 use crate::harness::{event, metric, Harness};
 use elkservice_core::config::DatabaseSettings;
 use elkservice_core::{db, Status, StatusEvent};
-use elkservice_testkit::{eventually, mysql_server_url, SqlOnDrop};
+use elkservice_testkit::{eventually, free_port, mysql_server_url, SqlOnDrop};
 use rand::seq::SliceRandom;
 use std::process::{Child, Command, Stdio};
 
@@ -158,11 +158,7 @@ fn spawn_writer(h: &Harness, port: u16) -> Child {
 #[tokio::test]
 async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
     let h = Harness::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = spawn_writer(&h, port);
     eventually(30, "the writer process to consume", || async {
         (metric(port, "broker_connected").await == 1.0).then_some(())
