@@ -3,9 +3,7 @@
 //! test's own. The binaries are the workspace's (`cargo test --workspace`
 //! builds them next to this test).
 
-use elkservice_testkit::{
-    eventually, free_port, podman, Container, TestDatabase, TestVhost, IMAGE,
-};
+use elkservice_testkit::{eventually, free_port, run_labelled, Container, TestDatabase, TestVhost};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -175,20 +173,6 @@ impl System {
 impl System {
     /// A container labelled for this system's watcher, named after its service.
     pub fn run_container(&self, service: &str) -> Container {
-        let name = format!("{}-{service}", self.label.replace('.', "-"));
-        // The guard first: a failed run can leave a created container behind.
-        let container = Container(name.clone());
-        podman(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &format!("{}={service}", self.label),
-            IMAGE,
-            "/bin/sleep",
-            "100000",
-        ]);
-        container
+        run_labelled(&self.label, service, &[], &["/bin/sleep", "100000"])
     }
 }

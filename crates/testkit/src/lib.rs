@@ -386,3 +386,19 @@ impl Drop for Container {
             .output();
     }
 }
+
+/// Run `cmd` in a container from [`IMAGE`] labelled `<label_key>=<service>`, so
+/// that only a watcher configured with that label key sees it; the container
+/// is named after the two and removed with the returned guard.
+pub fn run_labelled(label_key: &str, service: &str, extra: &[&str], cmd: &[&str]) -> Container {
+    let name = format!("{}-{service}", label_key.replace('.', "-"));
+    let label = format!("{label_key}={service}");
+    let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+    args.extend_from_slice(extra);
+    args.push(IMAGE);
+    args.extend_from_slice(cmd);
+    // The guard first: a failed run can leave a created container behind.
+    let container = Container(name.clone());
+    podman(&args);
+    container
+}

@@ -13,7 +13,7 @@ use bollard::Docker;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::{Status, StatusEvent};
-use elkservice_testkit::{consume_events, podman, TestVhost, IMAGE};
+use elkservice_testkit::{consume_events, run_labelled, TestVhost};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
@@ -81,32 +81,20 @@ async fn latencies(
     let mut out = Vec::with_capacity(trials);
     for i in 0..trials {
         let service = format!("lat-{}-{i}", if events { "ev" } else { "poll" });
-        let name = format!("{}-{service}", label.replace('.', "-"));
-        podman(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &format!("{label}={service}"),
-            IMAGE,
-            "/bin/sleep",
-            "1000",
-        ]);
+        let container = run_labelled(label, &service, &[], &["/bin/sleep", "1000"]);
         wait_for(&mut rx, &service, Status::Normal).await;
         // Not right after the poll that reported it: kill at a random point of the cycle.
         tokio::time::sleep(Duration::from_secs_f64(rand::random::<f64>())).await;
         let start = Instant::now();
         docker
             .kill_container(
-                &name,
+                &container.0,
                 None::<bollard::query_parameters::KillContainerOptions>,
             )
             .await
             .unwrap();
         wait_for(&mut rx, &service, Status::Down).await;
         out.push(start.elapsed());
-        podman(&["rm", "-f", "-t", "0", &name]);
     }
     stop.send(true).unwrap();
     let _ = handle.await;
@@ -163,22 +151,9 @@ async fn main() {
     );
 
     // Idle containers, watched by the watcher as a process of its own.
-    let names: Vec<String> = (0..idle)
-        .map(|i| format!("{}-idle-{i}", label.replace('.', "-")))
+    let _containers: Vec<_> = (0..idle)
+        .map(|i| run_labelled(&label, &format!("idle-{i}"), &[], &["/bin/sleep", "100000"]))
         .collect();
-    for (i, name) in names.iter().enumerate() {
-        podman(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--label",
-            &format!("{label}=idle-{i}"),
-            IMAGE,
-            "/bin/sleep",
-            "100000",
-        ]);
-    }
     let (_conn, mut rx) = consume_events(&vhost).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_elkservice-watcher"))
         .env("DOCKER_HOST", docker_host())
@@ -208,11 +183,6 @@ async fn main() {
     let rss = proc_rss_kib(pid);
     let _ = child.kill();
     let _ = child.wait();
-    for name in &names {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", name])
-            .output();
-    }
     println!("watching {idle} idle containers: all reported {:.1} s after start; then CPU {cpu:.2}% of one core, RSS {:.1} MiB ({idle_secs} s window, default 30 s poll)",
         startup.as_secs_f64(), rss as f64 / 1024.0);
 }

@@ -8,7 +8,7 @@ mod probes;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
-use elkservice_testkit::{consume_events, eventually, podman, Container, TestVhost, IMAGE};
+use elkservice_testkit::{consume_events, eventually, podman, run_labelled, Container, TestVhost};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
@@ -71,16 +71,7 @@ impl Harness {
 
     /// A labelled container running `cmd`, plus any extra `podman run` options.
     fn run(&self, service: &str, extra: &[&str], cmd: &[&str]) -> Container {
-        let name = format!("{}-{service}", self.label.replace('.', "-"));
-        let label = format!("{}={service}", self.label);
-        let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        // The guard first: a failed run can leave a created container behind.
-        let container = Container(name.clone());
-        podman(&args);
-        container
+        run_labelled(&self.label, service, extra, cmd)
     }
 
     /// Wait for an event about `service` that satisfies `check`.
