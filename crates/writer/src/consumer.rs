@@ -31,7 +31,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use sqlx::MySqlPool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The header that carries why a message was dead-lettered.
@@ -170,7 +170,11 @@ impl Consumer {
             }
         }
         if !events.is_empty() {
+            let started = Instant::now();
             let outcomes = self.apply_until_committed(&events, shutdown).await?;
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
             let now = Utc::now();
             for ((event, delivery), outcome) in events.iter().zip(event_deliveries).zip(outcomes) {
                 match outcome {

@@ -42,6 +42,12 @@ impl Writer {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// The writer's metrics, for a program that runs it in-process (the benchmark
+    /// reads its counters without going through `/metrics`).
+    pub fn metrics(&self) -> metrics::Metrics {
+        self.metrics.clone()
+    }
+
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
