@@ -72,11 +72,27 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
         block_on_thread(async move {
-            if let Ok(mut conn) = MySqlConnection::connect(&mysql_server_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            let Ok(mut conn) = MySqlConnection::connect(&mysql_server_url()).await else {
+                return;
+            };
+            // A connection still in a transaction on this database (a pool of
+            // the failing test's, whose runtime is busy here) would hold DROP
+            // DATABASE on its metadata lock forever: end those first.
+            let others: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+            )
+            .bind(&name)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for id in others {
+                let _ = sqlx::query(&format!("KILL CONNECTION {id}"))
                     .execute(&mut conn)
                     .await;
             }
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                .execute(&mut conn)
+                .await;
         });
     }
 }

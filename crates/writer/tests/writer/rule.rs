@@ -3,6 +3,7 @@
 use crate::harness::{event, Harness};
 use elkservice_core::Status;
 use elkservice_testkit::eventually;
+use sqlx::Connection;
 
 #[tokio::test]
 async fn events_delivered_out_of_order_leave_the_newest_state() {
@@ -75,6 +76,41 @@ async fn failed_count_rises_on_each_transition_into_down() {
     }
     assert_eq!(h.rows().await["logstash"].failed_count, 3);
     assert_eq!(h.history("logstash").await.len(), 5);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_locked_elsewhere_holds_up_only_its_own_service() {
+    let h = Harness::new().await;
+    let w = h.start_writer(h.settings()).await;
+    let names: Vec<String> = (0..40).map(|i| format!("svc-{i:02}")).collect();
+    let first: Vec<_> = names
+        .iter()
+        .map(|n| event(n, Status::Starting, 1))
+        .collect();
+    h.publish(&first).await;
+    h.wait_for_newest(&first, 20).await;
+
+    // Another client is in the middle of changing svc-00 (as the API's PUT does).
+    let mut other = sqlx::MySqlConnection::connect(&h.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT id FROM elkservice WHERE name = 'svc-00' FOR UPDATE")
+        .fetch_all(&mut other)
+        .await
+        .unwrap();
+    // A batch naming most of the table still locks only its own rows, so it
+    // goes through well before the lock wait (50 s by default) would end.
+    let second: Vec<_> = names[1..]
+        .iter()
+        .map(|n| event(n, Status::Normal, 2))
+        .collect();
+    h.publish(&second).await;
+    h.wait_for_newest(&second, 20).await;
+
+    let held = event("svc-00", Status::Down, 2);
+    h.publish(std::slice::from_ref(&held)).await;
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    h.wait_for_newest(&[held], 20).await;
     w.stop().await;
 }
 
