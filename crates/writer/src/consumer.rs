@@ -4,6 +4,9 @@
 //! - A lone event is applied at once. While the queue is busy (more than one
 //!   message ready), the batch lingers up to `linger_ms` to fill (up to
 //!   `max_batch`), so that the database sees fewer, larger transactions.
+//! - The next batch gathers while one is applied, so the two overlap: a batch
+//!   never waits for the broker after the one before it commits, and the
+//!   linger costs no database time.
 //! - Poison messages go to the dead-letter exchange with the reason in the
 //!   `x-elkservice-error` header, published with a confirm before the original
 //!   is acknowledged, so they are neither lost nor redelivered forever.
@@ -113,38 +116,78 @@ impl Consumer {
         backoff.reset();
         tracing::info!(queue = %s.amqp.queue, "consuming");
 
+        // Each batch gathers while the one before it is applied, so that the
+        // database and the broker each work while the other does.
+        let mut in_hand: Option<Vec<Delivery>> = None;
         loop {
-            let first = tokio::select! {
-                biased;
-                _ = stopping(shutdown) => {
-                    // Prefetched, unacknowledged messages go back to the queue.
+            let mut stop = shutdown.clone();
+            let batch = in_hand.take();
+            let apply = async {
+                match batch {
+                    Some(batch) => self.handle(&session, batch, shutdown).await,
+                    None => Ok(()),
+                }
+            };
+            let gather = self.gather(&mut deliveries, &mut stop);
+            tokio::pin!(apply, gather);
+            // A failed apply ends the session at once; gathering is only reading,
+            // and what it held returns to the queue. A batch being applied is
+            // never cut short: a dropped transaction would leave its outcome unknown.
+            let next = tokio::select! {
+                applied = &mut apply => {
+                    applied?;
+                    gather.await?
+                }
+                next = &mut gather => {
+                    apply.await?;
+                    next?
+                }
+            };
+            match next {
+                Some(batch) => in_hand = Some(batch),
+                None => {
+                    // The batch in hand is done; what was prefetched beyond it
+                    // is unacknowledged and goes back to the queue.
                     let _ = conn.close(200, "writer shutting down".into()).await;
                     return Ok(());
                 }
-                next = deliveries.next() => next,
-            };
-            let mut batch = vec![first.context("the broker cancelled the consumer")??];
-            // Whatever else is already here joins the batch, without waiting for more.
-            while batch.len() < s.writer.max_batch {
-                match deliveries.next().now_or_never() {
-                    Some(Some(delivery)) => batch.push(delivery?),
+            }
+        }
+    }
+
+    /// The next batch: wait for a delivery, add whatever else is ready, and,
+    /// if more than one was, linger up to `linger_ms` for the batch to fill.
+    /// Fewer, larger transactions cost the database less per event; a lone
+    /// event never waits. `None` once shutdown is asked for.
+    async fn gather(
+        &self,
+        deliveries: &mut lapin::Consumer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Vec<Delivery>>> {
+        let max_batch = self.settings.writer.max_batch;
+        let first = tokio::select! {
+            biased;
+            _ = stopping(shutdown) => return Ok(None),
+            next = deliveries.next() => next,
+        };
+        let mut batch = vec![first.context("the broker cancelled the consumer")??];
+        while batch.len() < max_batch {
+            match deliveries.next().now_or_never() {
+                Some(Some(delivery)) => batch.push(delivery?),
+                _ => break,
+            }
+        }
+        if batch.len() > 1 {
+            let linger = Duration::from_millis(self.settings.writer.linger_ms);
+            let until = tokio::time::Instant::now() + linger;
+            while batch.len() < max_batch {
+                match tokio::time::timeout_at(until, deliveries.next()).await {
+                    Ok(Some(delivery)) => batch.push(delivery?),
                     _ => break,
                 }
             }
-            // More than one was ready: the queue is busy, so linger briefly and let
-            // the batch fill. Fewer, larger transactions cost the database less per
-            // event. A lone event never waits.
-            if batch.len() > 1 {
-                let until = tokio::time::Instant::now() + Duration::from_millis(s.writer.linger_ms);
-                while batch.len() < s.writer.max_batch {
-                    match tokio::time::timeout_at(until, deliveries.next()).await {
-                        Ok(Some(delivery)) => batch.push(delivery?),
-                        _ => break,
-                    }
-                }
-            }
-            self.handle(&session, batch, shutdown).await?;
         }
+        Ok(Some(batch))
     }
 
     /// Apply one batch, dead-letter what cannot be applied, then ack it all.

@@ -26,8 +26,8 @@ pub struct WriterSettings {
     /// While the queue is busy, how long a batch may wait to fill (milliseconds).
     /// A lone event is never delayed.
     pub linger_ms: u64,
-    /// Unacknowledged deliveries the broker may send ahead (at least `max_batch`,
-    /// so that a batch can fill while the previous one commits).
+    /// Unacknowledged deliveries the broker may send ahead: at least `max_batch`;
+    /// twice that lets a whole batch gather while the previous one commits.
     pub prefetch: u16,
 }
 
@@ -35,9 +35,9 @@ const WRITER_DEFAULTS: &str = r#"
 [writer]
 listen = "127.0.0.1:9187"
 auto_register = true
-max_batch = 500
-linger_ms = 5
-prefetch = 1000
+max_batch = 2000
+linger_ms = 50
+prefetch = 4000
 "#;
 
 impl Settings {

@@ -1,5 +1,5 @@
 //! Faults: the database going away mid-stream, the broker dropping the
-//! connection, kill -9 mid-stream, and two writers on one queue.
+//! connection, kill -9 and SIGTERM mid-stream, and two writers on one queue.
 
 use crate::harness::{event, metric, Harness};
 use elkservice_core::config::DatabaseSettings;
@@ -193,6 +193,49 @@ async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_mid_stream_finishes_what_it_holds_and_leaves_the_rest_queued() {
+    let h = Harness::new().await;
+    // A backlog, so that the writer is still busy with it when it is told to stop.
+    let events = shuffled_stream("term", 200, 100);
+    h.publish(&events).await;
+    let port = free_port();
+    let child = spawn_writer(&h, port);
+    eventually(30, "the backlog to be under way", || async {
+        (metric(port, "events_applied_total").await >= 500.0).then_some(())
+    })
+    .await;
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the writer exits soon after SIGTERM, even mid-stream")
+    .unwrap()
+    .unwrap()
+    .status;
+    assert_eq!(status.code(), Some(0));
+
+    // What it had not applied went back to the queue with its connection.
+    let ready = h.ready_in_queue().await as usize;
+    assert!(
+        ready > 0 && ready < events.len(),
+        "{ready} of {} left: stopped mid-stream",
+        events.len()
+    );
+
+    let w = h.start_writer(h.settings()).await;
+    h.wait_for_newest(&events, 60).await;
+    assert_histories_chain(&h, &events).await;
+    w.stop().await;
 }
 
 #[tokio::test]

@@ -8,7 +8,10 @@ use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{eventually, TestDatabase, TestVhost};
 use elkservice_writer::settings::{Settings, WriterSettings};
 use elkservice_writer::Writer;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use sqlx::{Connection as _, Row};
 use std::collections::HashMap;
@@ -170,6 +173,20 @@ impl Harness {
                 .unwrap();
         }
         self.publisher.wait_for_confirms().await.unwrap();
+    }
+
+    /// Messages ready in the writer's queue, as the broker counts them now
+    /// (a passive declare; the management API's figures lag).
+    pub async fn ready_in_queue(&self) -> u32 {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        self.publisher
+            .queue_declare("elkservice.writer".into(), passive, FieldTable::default())
+            .await
+            .unwrap()
+            .message_count()
     }
 
     pub async fn rows(&self) -> HashMap<String, RowState> {
