@@ -1,7 +1,10 @@
 //! Writer throughput on a burst of 100,000 events across 1,000 services, beside
 //! the broker's own ceiling measured in the same run: the same burst published
-//! and consumed with acks by a consumer that does no database work. Not a test:
-//! it prints figures and their ratio (target: the writer at 0.9x the ceiling).
+//! and consumed with acks, in the writer's own batches (the same `gather`),
+//! with no database work. So the ratio is what the database work costs. Not a
+//! test: it prints figures and their ratio (target: the writer at 0.9x the
+//! ceiling), for two shapes of burst: `live` (published while consumed) and
+//! `backlog` (published first, then drained, as after an outage).
 //!
 //!     eval "$(scripts/services)"; cargo bench -p elkservice-writer --bench throughput
 //!
@@ -11,18 +14,18 @@
 //! time each party spent per run is printed too: on two cores the writer's
 //! database work comes out of the broker's and the publisher's share.
 //!
-//! `BENCH_EVENTS` and `BENCH_SERVICES` change the burst; `BENCH_MAX_BATCH` and
-//! `BENCH_PREFETCH`, `BENCH_LINGER_MS` the writer's settings (defaults: the writer's own).
+//! `BENCH_MODE` (`live` or `backlog`) runs one shape only; `BENCH_EVENTS` and
+//! `BENCH_SERVICES` change the burst; `BENCH_MAX_BATCH`, `BENCH_PREFETCH` and
+//! `BENCH_LINGER_MS` the writer's settings (defaults: the writer's own).
 
 use chrono::{Duration as ChronoDuration, Utc};
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{TestDatabase, TestVhost};
-use elkservice_writer::consumer::event_properties;
+use elkservice_writer::consumer::{event_properties, gather};
 use elkservice_writer::settings::{Settings, WriterSettings};
 use elkservice_writer::Writer;
-use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
@@ -154,12 +157,7 @@ enum Mode {
 }
 
 /// The burst through a consumer that only decodes and acks.
-async fn broker_ceiling(
-    mode: Mode,
-    bodies: &[Vec<u8>],
-    prefetch: u16,
-    max_batch: usize,
-) -> Duration {
+async fn broker_ceiling(mode: Mode, bodies: &[Vec<u8>], settings: &WriterSettings) -> Duration {
     let vhost = TestVhost::create().await;
     let (_pconn, pch) = publisher(&vhost).await;
     if mode == Mode::Backlog {
@@ -167,7 +165,7 @@ async fn broker_ceiling(
     }
     let conn = amqp::connect(&vhost.url, "bench-consumer").await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    ch.basic_qos(prefetch, BasicQosOptions::default())
+    ch.basic_qos(settings.prefetch, BasicQosOptions::default())
         .await
         .unwrap();
     let mut consumer = ch
@@ -181,17 +179,15 @@ async fn broker_ceiling(
         .unwrap();
     let total = bodies.len();
     let start = Instant::now();
+    // The writer's own batching (the same gather), without the database.
+    let (_never, mut running) = tokio::sync::watch::channel(false);
     let drain = async {
         let mut seen = 0;
         while seen < total {
-            // The writer's batching, without the database.
-            let mut batch = vec![consumer.next().await.unwrap().unwrap()];
-            while batch.len() < max_batch {
-                match consumer.next().now_or_never() {
-                    Some(Some(d)) => batch.push(d.unwrap()),
-                    _ => break,
-                }
-            }
+            let batch = gather(&mut consumer, settings, &mut running)
+                .await
+                .unwrap()
+                .unwrap();
             for d in &batch {
                 StatusEvent::decode(&d.data).unwrap();
             }
@@ -317,7 +313,7 @@ async fn main() {
             continue;
         }
         println!("{title}");
-        let ceiling_run = || broker_ceiling(mode, &bodies, writer.prefetch, writer.max_batch);
+        let ceiling_run = || broker_ceiling(mode, &bodies, &writer);
         // The machine is shared and noisy: alternate ceiling and writer runs,
         // rate each writer run against the ceilings on either side of it, and
         // report the median of those ratios.

@@ -18,7 +18,7 @@
 
 use crate::apply::{apply_batch, Outcome};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{Settings, WriterSettings};
 use anyhow::Context;
 use chrono::Utc;
 use elkservice_core::amqp;
@@ -128,7 +128,7 @@ impl Consumer {
                     None => Ok(()),
                 }
             };
-            let gather = self.gather(&mut deliveries, &mut stop);
+            let gather = gather(&mut deliveries, &s.writer, &mut stop);
             tokio::pin!(apply, gather);
             // A failed apply ends the session at once; gathering is only reading,
             // and what it held returns to the queue. A batch being applied is
@@ -153,41 +153,6 @@ impl Consumer {
                 }
             }
         }
-    }
-
-    /// The next batch: wait for a delivery, add whatever else is ready, and,
-    /// if more than one was, linger up to `linger_ms` for the batch to fill.
-    /// Fewer, larger transactions cost the database less per event; a lone
-    /// event never waits. `None` once shutdown is asked for.
-    async fn gather(
-        &self,
-        deliveries: &mut lapin::Consumer,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<Option<Vec<Delivery>>> {
-        let max_batch = self.settings.writer.max_batch;
-        let first = tokio::select! {
-            biased;
-            _ = stopping(shutdown) => return Ok(None),
-            next = deliveries.next() => next,
-        };
-        let mut batch = vec![first.context("the broker cancelled the consumer")??];
-        while batch.len() < max_batch {
-            match deliveries.next().now_or_never() {
-                Some(Some(delivery)) => batch.push(delivery?),
-                _ => break,
-            }
-        }
-        if batch.len() > 1 {
-            let linger = Duration::from_millis(self.settings.writer.linger_ms);
-            let until = tokio::time::Instant::now() + linger;
-            while batch.len() < max_batch {
-                match tokio::time::timeout_at(until, deliveries.next()).await {
-                    Ok(Some(delivery)) => batch.push(delivery?),
-                    _ => break,
-                }
-            }
-        }
-        Ok(Some(batch))
     }
 
     /// Apply one batch, dead-letter what cannot be applied, then ack it all.
@@ -316,6 +281,39 @@ impl Consumer {
         self.metrics.dead_lettered.with_label_values(&[label]).inc();
         Ok(())
     }
+}
+
+/// The next batch: wait for a delivery, add whatever else is ready, and, if
+/// more than one was, linger up to `linger_ms` for the batch to fill (up to
+/// `max_batch`). Fewer, larger transactions cost the database less per event;
+/// a lone event never waits. `None` once shutdown is asked for.
+pub async fn gather(
+    deliveries: &mut lapin::Consumer,
+    settings: &WriterSettings,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Vec<Delivery>>> {
+    let first = tokio::select! {
+        biased;
+        _ = stopping(shutdown) => return Ok(None),
+        next = deliveries.next() => next,
+    };
+    let mut batch = vec![first.context("the broker cancelled the consumer")??];
+    while batch.len() < settings.max_batch {
+        match deliveries.next().now_or_never() {
+            Some(Some(delivery)) => batch.push(delivery?),
+            _ => break,
+        }
+    }
+    if batch.len() > 1 {
+        let until = tokio::time::Instant::now() + Duration::from_millis(settings.linger_ms);
+        while batch.len() < settings.max_batch {
+            match tokio::time::timeout_at(until, deliveries.next()).await {
+                Ok(Some(delivery)) => batch.push(delivery?),
+                _ => break,
+            }
+        }
+    }
+    Ok(Some(batch))
 }
 
 /// Properties of a status event as watchers publish it: persistent JSON.
