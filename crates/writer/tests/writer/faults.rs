@@ -196,7 +196,7 @@ async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
 }
 
 #[tokio::test]
-async fn sigterm_mid_stream_finishes_what_it_holds_and_leaves_the_rest_queued() {
+async fn sigterm_mid_stream_exits_0_and_a_restart_finishes_the_backlog() {
     let h = Harness::new().await;
     // A backlog, so that the writer is still busy with it when it is told to stop.
     let events = shuffled_stream("term", 200, 100);
