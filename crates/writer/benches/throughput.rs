@@ -79,7 +79,7 @@ impl CpuUse {
         ])
     }
 
-    /// "CPU s: broker 6.6, database 1.9, bench 2.8" for the time since `self`.
+    /// "broker 6.6, database 1.9, bench process 2.8" for the time since `self`.
     fn since(self) -> String {
         let now = Self::now();
         ["broker", "database", "bench process"]
@@ -178,7 +178,6 @@ async fn broker_ceiling(mode: Mode, bodies: &[Vec<u8>], settings: &WriterSetting
         .await
         .unwrap();
     let total = bodies.len();
-    let start = Instant::now();
     // The writer's own batching (the same gather), without the database.
     let (_never, mut running) = tokio::sync::watch::channel(false);
     let drain = async {
@@ -198,7 +197,9 @@ async fn broker_ceiling(mode: Mode, bodies: &[Vec<u8>], settings: &WriterSetting
             seen += batch.len();
         }
     };
+    // Read before the clock starts, as in writer_run: reading /proc takes time.
     let cpu = CpuUse::now();
+    let start = Instant::now();
     match mode {
         Mode::Live => tokio::join!(publish(&pch, bodies), drain).1,
         Mode::Backlog => drain.await,

@@ -119,8 +119,9 @@ impl Consumer {
         // Each batch gathers while the one before it is applied, so that the
         // database and the broker each work while the other does.
         let mut in_hand: Option<Vec<Delivery>> = None;
+        // Gathering watches for shutdown on a receiver of its own; applying uses `shutdown`.
+        let mut stop = shutdown.clone();
         loop {
-            let mut stop = shutdown.clone();
             let batch = in_hand.take();
             let apply = async {
                 match batch {

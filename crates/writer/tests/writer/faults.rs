@@ -178,21 +178,30 @@ async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
     let seen_before = h.rows().await.len();
     assert!(seen_before > 0);
 
-    let mut child = spawn_writer(&h, port);
+    let child = spawn_writer(&h, port);
     h.wait_for_newest(&events, 60).await;
     assert_histories_chain(&h, &events).await;
 
     // SIGTERM: finish, ack, exit 0.
+    assert_eq!(terminate(child).await, Some(0));
+}
+
+/// SIGTERM the writer process and return its exit code; it must exit soon.
+async fn terminate(mut child: Child) -> Option<i32> {
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the writer exits within 15 s of SIGTERM")
+    .unwrap()
+    .unwrap()
+    .code()
 }
 
 #[tokio::test]
@@ -208,21 +217,7 @@ async fn sigterm_mid_stream_exits_0_and_a_restart_finishes_the_backlog() {
     })
     .await;
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await
-    .expect("the writer exits soon after SIGTERM, even mid-stream")
-    .unwrap()
-    .unwrap()
-    .status;
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(terminate(child).await, Some(0), "mid-stream SIGTERM");
 
     // What it had not applied went back to the queue with its connection.
     let ready = h.ready_in_queue().await as usize;
