@@ -6,7 +6,6 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so that a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY tests tests

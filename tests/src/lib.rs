@@ -3,9 +3,11 @@
 //! test's own. The binaries are the workspace's (`cargo test --workspace`
 //! builds them next to this test).
 
-use elkservice_testkit::{eventually, free_port, run_labelled, Container, TestDatabase, TestVhost};
+use elkservice_testkit::{
+    eventually, free_port, program, run_labelled, Container, TestDatabase, TestVhost,
+};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 pub const KEY: &str = "e2e-test-key";
 
@@ -42,10 +44,7 @@ pub struct System {
 }
 
 fn spawn(name: &str, envs: &[(&str, String)]) -> Program {
-    let mut cmd = Command::new(binary(name));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
-        cmd.env_remove(k);
-    }
+    let mut cmd = program(binary(name));
     cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -62,7 +61,7 @@ impl System {
     pub async fn start() -> Self {
         let db = TestDatabase::new();
         let vhost = TestVhost::create().await;
-        let label = format!("e2e.{}", &vhost.name[8..20]);
+        let label = format!("e2e.{}", vhost.short_id());
         let (api_port, writer_port, watcher_port) = (free_port(), free_port(), free_port());
         let docker =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into());
@@ -80,7 +79,7 @@ impl System {
             &[
                 ("DATABASE_URL", sys.db.url.clone()),
                 ("ELK_API__LISTEN", format!("127.0.0.1:{api_port}")),
-                ("ELK_API__KEYS", elkservice_api::auth::digest(KEY)),
+                ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
             ],
         ));
         eventually(60, "the api to be ready", || {

@@ -1,84 +1,13 @@
-//! API keys. Config holds only SHA-256 digests of the keys, so a leaked config
-//! file does not leak a key; a request's bearer key is hashed and looked up.
+//! Who may call a handler: [`Authorized`] (a known bearer key, for writes) and
+//! [`ReadAccess`] (open, unless `api.auth_reads` asks for a key). The keys
+//! themselves are in [`crate::keys`].
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use rand::RngCore;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use std::future::{ready, Ready};
-
-/// The accepted keys' digests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyRing(HashSet<String>);
-
-impl KeyRing {
-    /// Parse digests, comma-separated; each must be 64 lowercase hex digits.
-    pub fn parse<'a>(digests: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        let mut set = HashSet::new();
-        for d in digests.into_iter().map(str::trim).filter(|d| !d.is_empty()) {
-            let ok = d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            if !ok {
-                return Err(format!(
-                    "{:?} is not a SHA-256 digest (64 lowercase hex digits); \
-                     run `elkservice-api new-key` to make a key and its digest",
-                    truncate(d)
-                ));
-            }
-            set.insert(d.to_owned());
-        }
-        Ok(KeyRing(set))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn accepts(&self, key: &str) -> bool {
-        self.0.contains(&digest(key))
-    }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(12).collect::<String>() + if s.chars().count() > 12 { "…" } else { "" }
-}
-
-impl<'de> Deserialize<'de> for KeyRing {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Joined(String),
-            List(Vec<String>),
-        }
-        let parsed = match Raw::deserialize(d)? {
-            Raw::Joined(s) => KeyRing::parse(s.split(',')),
-            Raw::List(v) => KeyRing::parse(v.iter().map(String::as_str)),
-        };
-        parsed.map_err(serde::de::Error::custom)
-    }
-}
-
-/// Lowercase hex SHA-256 of a key.
-pub fn digest(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A new random key (256 bits, hex) and its digest.
-pub fn new_key() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let d = digest(&key);
-    (key, d)
-}
 
 fn check(req: &HttpRequest) -> Result<(), ApiError> {
     let state = req
@@ -104,20 +33,20 @@ fn check(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Extractor for handlers that change data: a known bearer key is required.
-pub struct Writer;
+pub struct Authorized;
 
-impl FromRequest for Writer {
+impl FromRequest for Authorized {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check(req).map(|()| Writer))
+        ready(check(req).map(|()| Authorized))
     }
 }
 
 /// Extractor for handlers that read: open unless `api.auth_reads` is set.
-pub struct Reader;
+pub struct ReadAccess;
 
-impl FromRequest for Reader {
+impl FromRequest for ReadAccess {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
@@ -125,38 +54,9 @@ impl FromRequest for Reader {
             .app_data::<web::Data<AppState>>()
             .is_some_and(|s| !s.auth_reads);
         ready(if open {
-            Ok(Reader)
+            Ok(ReadAccess)
         } else {
-            check(req).map(|()| Reader)
+            check(req).map(|()| ReadAccess)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_is_lowercase_hex_sha256() {
-        assert_eq!(
-            digest("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[test]
-    fn new_key_matches_its_digest() {
-        let (key, d) = new_key();
-        assert_eq!(key.len(), 64);
-        let ring = KeyRing::parse([d.as_str()]).unwrap();
-        assert!(ring.accepts(&key));
-        assert!(!ring.accepts("other"));
-    }
-
-    #[test]
-    fn keyring_rejects_what_is_not_a_digest() {
-        assert!(KeyRing::parse(["secret"]).is_err());
-        assert!(KeyRing::parse([&"A".repeat(64) as &str]).is_err());
-        assert_eq!(KeyRing::parse(["", " "]).unwrap(), KeyRing::default());
     }
 }

@@ -1,15 +1,24 @@
 //! `elkservice-api`: the REST API over the status table.
 //!
-//! [`startup::Application`] builds the server the same way for `main` and for the
-//! tests; [`routes`] holds the handlers, which read like the HTTP contract;
-//! [`listing`] parses Beego's GetAll parameters; [`error::ApiError`] is the one
-//! place where failures become HTTP responses.
+//! Modules, from the bottom up (each uses only those above it):
+//! - [`keys`], [`metrics`], [`error`]: API keys, Prometheus metrics, and
+//!   [`error::ApiError`], the one place where failures become HTTP responses.
+//! - [`settings`], then [`state`]: what every handler can reach.
+//! - [`auth`] (who may call) and [`observe`] (a log line and metrics per request).
+//! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL.
+//! - [`routes`]: the handlers, which read like the HTTP routes; the SQL they
+//!   run is in `elkservice_core::store`.
+//! - [`openapi`] describes the routes; [`startup::Application`] builds the
+//!   server the same way for `main` and for the tests.
 
 pub mod auth;
 pub mod error;
+pub mod keys;
 pub mod listing;
+pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;

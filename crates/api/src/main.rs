@@ -1,7 +1,7 @@
 use clap::{Parser, Subcommand};
 use elkservice_api::settings::Settings;
 use elkservice_api::startup::Application;
-use elkservice_api::{auth, openapi};
+use elkservice_api::{keys, openapi};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::NewKey => {
-            let (key, digest) = auth::new_key();
+            let (key, digest) = keys::new_key();
             println!("key:    {key}\ndigest: {digest}");
             println!(
                 "Give the key to the client; add the digest to ELK_API__KEYS (comma-separated)."

@@ -3,7 +3,7 @@
 
 use crate::error::ErrorBody;
 use crate::routes::{health, services};
-use elkservice_core::{Service, Status};
+use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::ServiceFields, Status, services::NewService, services::ServiceUpdate, services::ServiceEvent, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),

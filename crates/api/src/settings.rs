@@ -1,6 +1,6 @@
 //! The API's settings: `[api]`, `[database]` and `[log]`.
 
-use crate::auth::KeyRing;
+use crate::keys::KeyRing;
 use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
 use serde::Deserialize;
 use std::net::SocketAddr;

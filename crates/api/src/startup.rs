@@ -1,9 +1,10 @@
 //! Building the server: the same path for `main` and for the tests.
 
-use crate::auth::KeyRing;
 use crate::error::ApiError;
-use crate::observe::{observe, Metrics};
+use crate::metrics::Metrics;
+use crate::observe::observe;
 use crate::settings::{ApiSettings, Settings};
+use crate::state::AppState;
 use crate::{openapi, routes};
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -16,14 +17,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: MySqlPool,
-    pub keys: KeyRing,
-    pub auth_reads: bool,
-    pub metrics: Metrics,
-}
 
 pub struct Application {
     port: u16,

@@ -7,7 +7,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Deserialize;
 
-/// `[amqp]`: the broker and the names of the topology (defaults from the contract).
+/// `[amqp]`: the broker and the names of the topology (defaults as in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
@@ -34,7 +34,7 @@ dead_queue = "elkservice.dead"
 }
 
 impl AmqpSettings {
-    /// The contract's names, on the broker at `url`.
+    /// The default names, on the broker at `url`.
     pub fn with_url(url: &str) -> Self {
         #[derive(Deserialize)]
         struct Defaults {

@@ -5,8 +5,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::MySqlRow;
-use sqlx::{FromRow, Row};
 use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
@@ -137,36 +135,21 @@ pub struct Service {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The columns of `elkservice` in the order [`Service`]'s `FromRow` reads them.
-pub const SERVICE_COLUMNS: &str = "id, name, status, running, failed_count, detail, \
-     status_changed_at, last_checked_at, created_at, updated_at";
-
-impl FromRow<'_, MySqlRow> for Service {
-    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
-        let decode =
-            |col: &str, e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
-                index: col.to_owned(),
-                source: e,
-            };
-        // `name` has a binary collation (container names are case-sensitive), which
-        // sqlx reports as VARBINARY; the bytes are UTF-8 text all the same.
-        let name: String = row.try_get_unchecked("name")?;
-        let status: String = row.try_get("status")?;
-        Ok(Service {
-            id: row.try_get("id")?,
-            name: ServiceName::parse(&name).map_err(|e| decode("name", e.into()))?,
-            status: status
-                .parse()
-                .map_err(|e: InvalidStatus| decode("status", e.into()))?,
-            running: row.try_get("running")?,
-            failed_count: row.try_get("failed_count")?,
-            detail: row.try_get("detail")?,
-            status_changed_at: row.try_get("status_changed_at")?,
-            last_checked_at: row.try_get("last_checked_at")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
+/// One status transition of a service.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceEvent {
+    pub id: i64,
+    pub service_id: i64,
+    /// The status before; null for the row's first status.
+    pub from_status: Option<Status>,
+    pub status: Status,
+    pub running: bool,
+    pub detail: Option<String>,
+    /// When the change was observed (by a watcher) or made (through the API).
+    pub observed_at: DateTime<Utc>,
+    /// The watcher id, or `api`.
+    pub source: String,
 }
 
 #[cfg(test)]
@@ -174,7 +157,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_the_contract() {
+    fn names_are_dns_label_sized_and_plain() {
         for ok in ["a", "elasticsearch", "svc-1.prod_x", &"x".repeat(63)] {
             assert!(ServiceName::parse(ok).is_ok(), "{ok}");
         }

@@ -30,8 +30,22 @@ pub struct StatusEvent {
     pub watcher: String,
     #[serde(default)]
     pub detail: Option<String>,
+    /// Part of schema 1 for senders that describe the service further; the
+    /// writer keeps nothing of it, and this watcher sends it empty.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The header of a dead-lettered message that says why it was refused.
+pub const ERROR_HEADER: &str = "x-elkservice-error";
+/// The header of a dead-lettered message that keeps its original routing key.
+pub const ROUTING_KEY_HEADER: &str = "x-elkservice-routing-key";
+
+/// The properties every status event is published with: persistent JSON.
+pub fn publish_properties() -> lapin::BasicProperties {
+    lapin::BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
 }
 
 /// Why a message is not a usable event. The text goes into the dead-letter header.
@@ -46,15 +60,28 @@ pub enum EventError {
 }
 
 impl StatusEvent {
+    /// An observation made now, with no detail.
     pub fn new(service: ServiceName, status: Status, running: bool, watcher: &str) -> Self {
+        Self::observed(service, status, running, Utc::now(), watcher, None)
+    }
+
+    /// What `watcher` saw of `service` at `observed_at`.
+    pub fn observed(
+        service: ServiceName,
+        status: Status,
+        running: bool,
+        observed_at: DateTime<Utc>,
+        watcher: &str,
+        detail: Option<String>,
+    ) -> Self {
         StatusEvent {
             schema: SCHEMA_VERSION,
             service,
             status,
             running,
-            observed_at: Utc::now(),
+            observed_at,
             watcher: watcher.to_owned(),
-            detail: None,
+            detail,
             labels: BTreeMap::new(),
         }
     }

@@ -1,8 +1,8 @@
 //! What more than one elkservice program needs, defined once: the domain
 //! (service names, statuses, the stored row), the status event on the wire and its
 //! AMQP topology, configuration loading, telemetry set-up, graceful shutdown,
-//! the operators' metrics listener, and the database connection with its
-//! migrations.
+//! the operators' metrics listener, the database connection with its
+//! migrations, and [`store`]: every statement that touches the tables.
 
 pub mod amqp;
 pub mod backoff;
@@ -11,8 +11,10 @@ pub mod db;
 pub mod domain;
 pub mod event;
 pub mod ops;
+pub mod retry;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 
-pub use domain::{Service, ServiceName, Status};
+pub use domain::{Service, ServiceEvent, ServiceName, Status};
 pub use event::StatusEvent;

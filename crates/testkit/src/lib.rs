@@ -36,6 +36,43 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// 12 hex digits of a name made by [`unique`]: short enough for a label key or
+/// a MySQL user name, and as unique as the test's database or vhost.
+fn short_id(name: &str) -> &str {
+    let hex = name.rsplit('_').next().unwrap_or(name);
+    &hex[..hex.len().min(12)]
+}
+
+/// A command for a program under test, with none of the caller's `ELK_*`
+/// settings, so that only what the test sets reaches the program.
+pub fn program(path: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(path);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// Send SIGTERM to a child process.
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
+/// SIGTERM `child` and return its exit code; it must exit within `within`.
+pub async fn terminate(mut child: std::process::Child, within: std::time::Duration) -> Option<i32> {
+    sigterm(&child);
+    tokio::time::timeout(within, tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .unwrap_or_else(|_| panic!("no exit within {within:?} of SIGTERM"))
+        .expect("the waiting thread")
+        .expect("wait on the child")
+        .code()
+}
+
 /// A database name that no one uses; dropped with the guard.
 pub struct TestDatabase {
     pub name: String,
@@ -43,6 +80,11 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// 12 hex digits unique to this database.
+    pub fn short_id(&self) -> &str {
+        short_id(&self.name)
+    }
+
     /// A name and URL only: the program under test creates the database.
     pub fn new() -> Self {
         let name = unique("elktest");
@@ -151,6 +193,11 @@ pub struct TestVhost {
 }
 
 impl TestVhost {
+    /// 12 hex digits unique to this vhost: a label key of the test's own, say.
+    pub fn short_id(&self) -> &str {
+        short_id(&self.name)
+    }
+
     pub async fn create() -> Self {
         let name = unique("elktest");
         let (base, user) = amqp_base();

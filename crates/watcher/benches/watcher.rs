@@ -134,7 +134,7 @@ async fn main() {
     let idle: usize = env_num("BENCH_IDLE", 200);
     let idle_secs: u64 = env_num("BENCH_IDLE_SECS", 20);
     let vhost = TestVhost::create().await;
-    let label = format!("elkbench.{}", &vhost.name[8..20]);
+    let label = format!("elkbench.{}", vhost.short_id());
 
     let ev = latencies(&vhost, &label, true, 3600.0, trials).await;
     let poll = latencies(&vhost, &label, false, 1.0, trials).await;

@@ -11,11 +11,13 @@
 //! watched becomes `unknown`: the watcher cannot see, which is not `down`.
 
 use crate::container::{assess, ContainerView};
-use crate::{Metrics, Observation};
+use crate::metrics::Metrics;
+use crate::observation::Observation;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use chrono::Utc;
-use elkservice_core::backoff::Backoff;
+use elkservice_core::retry::Retry;
+use elkservice_core::shutdown::stopping;
 use elkservice_core::{ServiceName, Status};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -60,41 +62,42 @@ enum SessionEnd {
 }
 
 impl DockerSource {
-    pub async fn run(self, tx: mpsc::Sender<Observation>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, tx: mpsc::Sender<Observation>, shutdown: watch::Receiver<bool>) {
         // Container id → service name, for containers seen in this engine.
         let mut known: HashMap<String, ServiceName> = HashMap::new();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut retry = Retry::new(
+            "container engine unreachable",
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            &shutdown,
+        );
         loop {
-            match self
-                .session(&tx, &mut known, &mut shutdown, &mut backoff)
-                .await
-            {
+            let result = self
+                .session(&tx, &mut known, &mut shutdown.clone(), &mut retry)
+                .await;
+            let e = match result {
                 Ok(SessionEnd::Shutdown) => return,
                 Ok(SessionEnd::Resubscribe) => continue,
-                Err(e) => {
-                    self.metrics.engine_connected.set(0);
-                    self.metrics.engine_errors.inc();
-                    tracing::warn!(error = %e, "container engine unreachable");
-                    let detail = format!("the watcher cannot reach the container engine: {e}");
-                    let mut names: Vec<_> = known.values().cloned().collect();
-                    names.sort();
-                    names.dedup();
-                    for name in names {
-                        let _ = tx
-                            .send(Observation::now(
-                                name,
-                                Status::Unknown,
-                                false,
-                                detail.clone(),
-                            ))
-                            .await;
-                    }
-                    let delay = backoff.next_delay();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = crate::stopping(&mut shutdown) => return,
-                    }
-                }
+                Err(e) => e,
+            };
+            self.metrics.engine_connected.set(0);
+            self.metrics.engine_errors.inc();
+            let detail = format!("the watcher cannot reach the container engine: {e}");
+            let mut names: Vec<_> = known.values().cloned().collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let _ = tx
+                    .send(Observation::now(
+                        name,
+                        Status::Unknown,
+                        false,
+                        detail.clone(),
+                    ))
+                    .await;
+            }
+            if !retry.wait_after(&e).await {
+                return;
             }
         }
     }
@@ -104,7 +107,7 @@ impl DockerSource {
         tx: &mpsc::Sender<Observation>,
         known: &mut HashMap<String, ServiceName>,
         shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
+        retry: &mut Retry,
     ) -> Result<SessionEnd, bollard::errors::Error> {
         let since = (Utc::now().timestamp() - 1).to_string();
         // No label filter on the stream: Podman matches a key-only label filter
@@ -117,21 +120,21 @@ impl DockerSource {
         }));
         self.reconcile(tx, known).await?;
         self.metrics.engine_connected.set(1);
-        backoff.reset();
+        retry.succeeded();
         let mut poll = tokio::time::interval(self.poll);
         poll.tick().await;
         if !self.events {
             // The stream is never polled, so it is never requested.
             loop {
                 tokio::select! {
-                    _ = crate::stopping(shutdown) => return Ok(SessionEnd::Shutdown),
+                    _ = stopping(shutdown) => return Ok(SessionEnd::Shutdown),
                     _ = poll.tick() => self.reconcile(tx, known).await?,
                 }
             }
         }
         loop {
             tokio::select! {
-                _ = crate::stopping(shutdown) => return Ok(SessionEnd::Shutdown),
+                _ = stopping(shutdown) => return Ok(SessionEnd::Shutdown),
                 _ = poll.tick() => self.reconcile(tx, known).await?,
                 next = tokio::time::timeout(self.idle_watchdog, events.next()) => match next {
                     Err(_idle) => {

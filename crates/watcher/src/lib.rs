@@ -1,102 +1,29 @@
 //! `elkservice-watcher`: decides each watched service's status and publishes
 //! the changes to RabbitMQ.
 //!
-//! Sources send [`Observation`]s over a channel: [`docker`] watches labelled
+//! Sources send [`observation::Observation`]s over a channel: [`docker`] watches labelled
 //! (or configured) containers through the engine's API ([`container`] maps
 //! their state to a status); [`probe`] runs the watcher's own HTTP and TCP
-//! probes, whose results a [`tracker`] turns into a status. The [`publisher`] keeps the latest observation per service and
-//! publishes what changed, with confirms.
+//! probes, whose results a [`tracker`] turns into a status. The [`publisher`]
+//! keeps the latest observation per service and publishes what changed, with
+//! confirms. [`observation`] and [`metrics`] are what these modules share;
+//! this file only wires them together.
 
 pub mod container;
 pub mod docker;
+pub mod metrics;
+pub mod observation;
 pub mod probe;
 pub mod publisher;
 pub mod settings;
 pub mod tracker;
 
-use chrono::{DateTime, Utc};
 use elkservice_core::ops;
-use elkservice_core::{ServiceName, Status};
-use prometheus::{Histogram, IntCounter, IntGauge, Registry};
+use metrics::Metrics;
 use settings::Settings;
 use std::net::TcpListener;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-pub use elkservice_core::shutdown::stopping;
-
-/// What a source saw of one service at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub name: ServiceName,
-    pub status: Status,
-    pub running: bool,
-    pub detail: String,
-    pub observed_at: DateTime<Utc>,
-}
-
-impl Observation {
-    pub fn now(name: ServiceName, status: Status, running: bool, detail: String) -> Self {
-        Observation {
-            name,
-            status,
-            running,
-            detail,
-            observed_at: Utc::now(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Metrics {
-    pub registry: Registry,
-    pub inspections: IntCounter,
-    pub probes: IntCounter,
-    pub probe_failures: IntCounter,
-    pub engine_errors: IntCounter,
-    pub engine_connected: IntGauge,
-    pub published: IntCounter,
-    pub broker_connected: IntGauge,
-    pub confirm_seconds: Histogram,
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let r = ops::registry("elkservice_watcher");
-        Metrics {
-            inspections: ops::counter(&r, "container_inspections_total", "Containers inspected"),
-            probes: ops::counter(&r, "probes_total", "HTTP and TCP probes run"),
-            probe_failures: ops::counter(&r, "probe_failures_total", "Probes that failed"),
-            engine_errors: ops::counter(
-                &r,
-                "engine_errors_total",
-                "Times the container engine could not be reached",
-            ),
-            engine_connected: ops::gauge(&r, "engine_connected", "1 while the engine answers"),
-            published: ops::counter(
-                &r,
-                "events_published_total",
-                "Events confirmed by the broker",
-            ),
-            broker_connected: ops::gauge(&r, "broker_connected", "1 while connected to the broker"),
-            confirm_seconds: ops::histogram(
-                &r,
-                "confirm_seconds",
-                "Time from publishing a flush to its last confirm",
-                vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
-                ],
-            ),
-            registry: r,
-        }
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// A watcher with its listener bound, ready to run.
 pub struct Watcher {

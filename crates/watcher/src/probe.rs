@@ -3,8 +3,10 @@
 //! Each configured service runs its probe on its own interval, starting after a
 //! random jitter so probes do not all fire together, and feeds a [`Tracker`].
 
+use crate::metrics::Metrics;
+use crate::observation::Observation;
 use crate::tracker::{ProbeResult, Thresholds, Tracker};
-use crate::{Metrics, Observation};
+use elkservice_core::shutdown::stopping;
 use elkservice_core::{ServiceName, Status};
 use rand::Rng;
 use serde::Deserialize;
@@ -158,7 +160,7 @@ impl ProbedService {
             tokio::time::interval_at(tokio::time::Instant::now() + jitter, self.interval);
         loop {
             tokio::select! {
-                _ = crate::stopping(&mut shutdown) => return,
+                _ = stopping(&mut shutdown) => return,
                 _ = ticker.tick() => {}
             }
             let result = match &self.check {

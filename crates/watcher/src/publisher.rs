@@ -8,12 +8,15 @@
 //! writer ignores what it has already applied). A service stays marked until
 //! the broker confirms the message for its latest observation.
 
-use crate::{Metrics, Observation};
+use crate::metrics::Metrics;
+use crate::observation::Observation;
 use elkservice_core::amqp::{self, AmqpSettings};
-use elkservice_core::backoff::Backoff;
-use elkservice_core::{ServiceName, StatusEvent};
+use elkservice_core::event::publish_properties;
+use elkservice_core::retry::Retry;
+use elkservice_core::shutdown::stopping;
+use elkservice_core::ServiceName;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{Channel, Confirmation};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -50,41 +53,31 @@ impl State {
 }
 
 impl Publisher {
-    pub async fn run(
-        self,
-        mut rx: mpsc::Receiver<Observation>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    pub async fn run(self, mut rx: mpsc::Receiver<Observation>, shutdown: watch::Receiver<bool>) {
         let mut state = State::default();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut retry = Retry::new(
+            "broker unavailable",
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            &shutdown,
+        );
         loop {
-            match self
-                .session(&mut rx, &mut state, &mut shutdown, &mut backoff)
+            let result = self
+                .session(&mut rx, &mut state, &mut shutdown.clone(), &mut retry)
+                .await;
+            let Err(e) = result else { return };
+            self.metrics.broker_connected.set(0);
+            // Keep taking observations while waiting: only the latest counts.
+            let keep_merging = async {
+                while let Some(o) = rx.recv().await {
+                    state.merge(o);
+                }
+            };
+            if !retry
+                .wait_after_doing(&format!("{e:#}"), keep_merging)
                 .await
             {
-                Ok(()) => return,
-                Err(e) => {
-                    self.metrics.broker_connected.set(0);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "broker unavailable"
-                    );
-                    // Keep taking observations while waiting: only the latest counts.
-                    let wait = tokio::time::sleep(delay);
-                    tokio::pin!(wait);
-                    loop {
-                        tokio::select! {
-                            _ = &mut wait => break,
-                            _ = crate::stopping(&mut shutdown) => return,
-                            o = rx.recv() => match o {
-                                Some(o) => state.merge(o),
-                                None => return,
-                            },
-                        }
-                    }
-                }
+                return;
             }
         }
     }
@@ -94,7 +87,7 @@ impl Publisher {
         rx: &mut mpsc::Receiver<Observation>,
         state: &mut State,
         shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
+        retry: &mut Retry,
     ) -> anyhow::Result<()> {
         let conn = amqp::connect(&self.amqp.url, "elkservice-watcher").await?;
         let channel = conn.create_channel().await?;
@@ -105,7 +98,7 @@ impl Publisher {
         // writer's first start then wait in its queue instead of being unroutable.
         amqp::declare_topology(&channel, &self.amqp).await?;
         self.metrics.broker_connected.set(1);
-        backoff.reset();
+        retry.succeeded();
         tracing::info!("publishing to the broker");
         state.mark_all();
         let mut resync = tokio::time::interval(self.resync);
@@ -113,7 +106,7 @@ impl Publisher {
         loop {
             self.flush(&channel, state).await?;
             tokio::select! {
-                _ = crate::stopping(shutdown) => {
+                _ = stopping(shutdown) => {
                     let _ = conn.close(200, "watcher shutting down".into()).await;
                     return Ok(());
                 }
@@ -140,21 +133,14 @@ impl Publisher {
         let started = Instant::now();
         let mut pending = Vec::with_capacity(state.dirty.len());
         for name in &state.dirty {
-            let o = &state.latest[name];
-            let event = StatusEvent {
-                observed_at: o.observed_at,
-                detail: Some(o.detail.clone()),
-                ..StatusEvent::new(o.name.clone(), o.status, o.running, &self.watcher_id)
-            };
+            let event = state.latest[name].to_event(&self.watcher_id);
             let confirm = channel
                 .basic_publish(
                     self.amqp.exchange.as_str().into(),
                     event.routing_key().as_str().into(),
                     BasicPublishOptions::default(),
                     &event.encode(),
-                    BasicProperties::default()
-                        .with_content_type("application/json".into())
-                        .with_delivery_mode(2),
+                    publish_properties(),
                 )
                 .await?;
             pending.push((name.clone(), confirm));

@@ -21,9 +21,10 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
+use elkservice_core::event::publish_properties;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{TestDatabase, TestVhost};
-use elkservice_writer::consumer::{event_properties, gather};
+use elkservice_writer::consumer::gather;
 use elkservice_writer::settings::{Settings, WriterSettings};
 use elkservice_writer::Writer;
 use lapin::options::{
@@ -126,7 +127,7 @@ async fn publish(channel: &Channel, bodies: &[Vec<u8>]) {
                 key.as_str().into(),
                 BasicPublishOptions::default(),
                 body,
-                event_properties(),
+                publish_properties(),
             )
             .await
             .unwrap();

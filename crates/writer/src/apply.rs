@@ -10,11 +10,13 @@
 //!   back as a value read earlier; `n` counts the transitions into `down`.
 //! - Every transition writes one history row.
 //!
-//! [`plan`] is the pure decision; [`apply_batch`] runs the statements around it.
+//! [`plan`] is the pure decision; [`apply_batch`] runs the statements around it,
+//! which live with the tables in `elkservice_core::store::observations`.
 
-use chrono::{DateTime, Utc};
+use elkservice_core::store::observations::{self, Current, RowUpdate};
+use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Status, StatusEvent};
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
+use sqlx::MySqlPool;
 use std::collections::HashMap;
 
 /// What happened to one event of a batch.
@@ -28,38 +30,12 @@ pub enum Outcome {
     UnknownService,
 }
 
-/// A service's row as the batch finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Current {
-    pub id: i64,
-    pub status: Status,
-    pub observed_ns: Option<i64>,
-}
-
-/// The new state of one row after the batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowUpdate<'a> {
-    pub id: i64,
-    pub event: &'a StatusEvent,
-    pub failed_increment: u32,
-    /// Set when the status changed in this batch.
-    pub status_changed_at: Option<DateTime<Utc>>,
-}
-
-/// One history row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition<'a> {
-    pub service_id: i64,
-    pub from: Status,
-    pub event: &'a StatusEvent,
-}
-
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan<'a> {
     /// One per event, in the batch's order.
     pub outcomes: Vec<Outcome>,
     pub updates: Vec<RowUpdate<'a>>,
-    pub transitions: Vec<Transition<'a>>,
+    pub transitions: Vec<HistoryRow<'a>>,
 }
 
 /// Decide what the batch does to the rows in `current` (keyed by name).
@@ -99,10 +75,14 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
             });
             u.event = event;
             if transition {
-                plan.transitions.push(Transition {
+                plan.transitions.push(HistoryRow {
                     service_id: state.id,
-                    from: state.status,
-                    event,
+                    from: Some(state.status),
+                    status: event.status,
+                    running: event.running,
+                    detail: event.detail.as_deref(),
+                    observed_at: Some(event.observed_at),
+                    source: &event.watcher,
                 });
                 u.status_changed_at = Some(event.observed_at);
                 if event.status == Status::Down {
@@ -115,64 +95,6 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
         plan.updates.extend(update);
     }
     plan
-}
-
-/// Most rows in one multi-row statement.
-const MAX_CHUNK: usize = 256;
-
-/// `items` in chunks whose sizes are powers of two (at most [`MAX_CHUNK`]).
-///
-/// sqlx prepares each distinct statement text and keeps a small cache of them;
-/// batch sizes vary freely, so one statement per batch size would be prepared
-/// again on almost every batch. Power-of-two chunks bound the shapes to nine.
-fn pow2_chunks<T>(items: &[T]) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let size = MAX_CHUNK.min(1 << rest.len().ilog2());
-        let (chunk, tail) = rest.split_at(size);
-        chunks.push(chunk);
-        rest = tail;
-    }
-    chunks
-}
-
-/// Lock and read the rows of `names` (sorted, distinct).
-async fn lock_rows(
-    tx: &mut sqlx::MySqlConnection,
-    names: &[&str],
-) -> Result<HashMap<String, Current>, sqlx::Error> {
-    let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, observed_ns FROM elkservice \
-         FORCE INDEX (uq_elkservice_name) WHERE name IN (",
-    );
-    // Padded to a power of two with the last name (a repeat changes nothing in
-    // IN), so that the statement's text comes in few shapes; see pow2_chunks.
-    let padded = names.len().next_power_of_two();
-    let mut list = q.separated(", ");
-    for i in 0..padded {
-        list.push_bind(names[i.min(names.len() - 1)]);
-    }
-    // Read, and so locked, along the name index: in name order, with no sort,
-    // and only these rows. With a long list the optimizer would rather scan
-    // the table, which under FOR UPDATE locks every row of it.
-    q.push(") ORDER BY name FOR UPDATE");
-    let rows = q.build().fetch_all(tx).await?;
-    rows.into_iter()
-        .map(|r| {
-            let status: String = r.try_get("status")?;
-            Ok((
-                // A binary collation, reported as VARBINARY; the bytes are UTF-8.
-                r.try_get_unchecked("name")?,
-                Current {
-                    id: r.try_get("id")?,
-                    // A value the API would never store; treat it as never observed.
-                    status: status.parse().unwrap_or(Status::Unknown),
-                    observed_ns: r.try_get("observed_ns")?,
-                },
-            ))
-        })
-        .collect()
 }
 
 /// Apply `events` in one transaction and return each one's outcome. With
@@ -188,67 +110,20 @@ pub async fn apply_batch(
     names.dedup();
 
     let mut tx = pool.begin().await?;
-    let mut current = lock_rows(&mut tx, &names).await?;
+    let mut current = observations::lock(&mut tx, &names).await?;
     let missing: Vec<&str> = names
         .iter()
         .copied()
         .filter(|n| !current.contains_key(*n))
         .collect();
     if auto_register && !missing.is_empty() {
-        for chunk in pow2_chunks(&missing) {
-            // IGNORE: another writer may register the same name at the same moment.
-            let mut q = QueryBuilder::<MySql>::new("INSERT IGNORE INTO elkservice (name) ");
-            q.push_values(chunk, |mut row, name| {
-                row.push_bind(*name);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        current.extend(lock_rows(&mut tx, &missing).await?);
+        observations::register(&mut tx, &missing).await?;
+        current.extend(observations::lock(&mut tx, &missing).await?);
     }
 
     let plan = plan(&current, events);
-
-    for chunk in pow2_chunks(&plan.updates) {
-        // Each id exists, so every line takes the ON DUPLICATE KEY UPDATE path.
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO elkservice (id, name, status, running, detail, failed_count, \
-             observed_ns, status_changed_at, last_checked_at) ",
-        );
-        q.push_values(chunk, |mut row, u| {
-            row.push_bind(u.id)
-                .push_bind(u.event.service.as_str())
-                .push_bind(u.event.status.as_str())
-                .push_bind(u.event.running)
-                .push_bind(u.event.detail.as_deref())
-                .push_bind(u.failed_increment)
-                .push_bind(u.event.observed_ns())
-                .push_bind(u.status_changed_at)
-                .push_bind(u.event.observed_at);
-        });
-        q.push(
-            " ON DUPLICATE KEY UPDATE status = VALUES(status), running = VALUES(running), \
-             detail = VALUES(detail), failed_count = failed_count + VALUES(failed_count), \
-             observed_ns = VALUES(observed_ns), \
-             status_changed_at = COALESCE(VALUES(status_changed_at), status_changed_at), \
-             last_checked_at = VALUES(last_checked_at)",
-        );
-        q.build().execute(&mut *tx).await?;
-    }
-    for chunk in pow2_chunks(&plan.transitions) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) ",
-        );
-        q.push_values(chunk, |mut row, t| {
-            row.push_bind(t.service_id)
-                .push_bind(t.from.as_str())
-                .push_bind(t.event.status.as_str())
-                .push_bind(t.event.running)
-                .push_bind(t.event.detail.as_deref())
-                .push_bind(t.event.observed_at)
-                .push_bind(t.event.watcher.as_str());
-        });
-        q.build().execute(&mut *tx).await?;
-    }
+    observations::update(&mut tx, &plan.updates).await?;
+    history::insert(&mut tx, &plan.transitions).await?;
     tx.commit().await?;
     Ok(plan.outcomes)
 }
@@ -256,7 +131,7 @@ pub async fn apply_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
     use elkservice_core::ServiceName;
 
     fn ev(name: &str, status: Status, second: i64) -> StatusEvent {
@@ -291,17 +166,6 @@ mod tests {
     }
 
     #[test]
-    fn chunks_are_powers_of_two_that_cover_everything_in_order() {
-        let items: Vec<usize> = (0..1000).collect();
-        let chunks = pow2_chunks(&items);
-        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
-        assert_eq!(chunks.concat(), items);
-        assert_eq!(pow2_chunks(&items[..1]).len(), 1);
-        assert!(pow2_chunks::<usize>(&[]).is_empty());
-    }
-
-    #[test]
     fn out_of_order_events_leave_the_newest_state() {
         let current = rows(&[("es", 1, Status::Unknown, None)]);
         let events = [
@@ -318,7 +182,7 @@ mod tests {
         let chain: Vec<_> = p
             .transitions
             .iter()
-            .map(|t| (t.from, t.event.status))
+            .map(|t| (t.from.unwrap(), t.status))
             .collect();
         assert_eq!(
             chain,

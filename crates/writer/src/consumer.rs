@@ -22,7 +22,8 @@ use crate::settings::{Settings, WriterSettings};
 use anyhow::Context;
 use chrono::Utc;
 use elkservice_core::amqp;
-use elkservice_core::backoff::Backoff;
+use elkservice_core::event::{ERROR_HEADER, ROUTING_KEY_HEADER};
+use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
 use elkservice_core::StatusEvent;
 use futures_util::{FutureExt, StreamExt};
@@ -32,13 +33,10 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{Channel, Confirmation};
 use sqlx::MySqlPool;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// The header that carries why a message was dead-lettered.
-pub const ERROR_HEADER: &str = "x-elkservice-error";
 
 pub struct Consumer {
     pub settings: Settings,
@@ -53,34 +51,28 @@ struct Session {
 
 impl Consumer {
     /// Consume until shutdown, reconnecting to the broker whenever it goes away.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) {
+        let mut retry = Retry::new(
+            "broker session ended",
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            &shutdown,
+        );
         loop {
-            let result = self.session(&mut shutdown, &mut backoff).await;
+            let result = self.session(&mut shutdown.clone(), &mut retry).await;
             self.metrics.broker_connected.set(0);
-            match result {
-                Ok(()) => return,
-                Err(e) if *shutdown.borrow() => {
-                    // Unacknowledged messages stay in the queue for the next start.
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "stopped before the batch in hand was applied"
-                    );
-                    return;
-                }
-                Err(e) => {
-                    self.metrics.broker_reconnects.inc();
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "broker session ended"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stopping(&mut shutdown) => return,
-                    }
-                }
+            let Err(e) = result else { return };
+            if *shutdown.borrow() {
+                // Unacknowledged messages stay in the queue for the next start.
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "stopped before the batch in hand was applied"
+                );
+                return;
+            }
+            self.metrics.broker_reconnects.inc();
+            if !retry.wait_after(&format!("{e:#}")).await {
+                return;
             }
         }
     }
@@ -88,7 +80,7 @@ impl Consumer {
     async fn session(
         &self,
         shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
+        retry: &mut Retry,
     ) -> anyhow::Result<()> {
         let s = &self.settings;
         let conn = amqp::connect(&s.amqp.url, "elkservice-writer")
@@ -113,7 +105,7 @@ impl Consumer {
             .await?;
         let session = Session { channel, dead };
         self.metrics.broker_connected.set(1);
-        backoff.reset();
+        retry.succeeded();
         tracing::info!(queue = %s.amqp.queue, "consuming");
 
         // Each batch gathers while the one before it is applied, so that the
@@ -225,18 +217,20 @@ impl Consumer {
         events: &[StatusEvent],
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Vec<Outcome>> {
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut retry = Retry::new(
+            "batch not applied; retrying",
+            Duration::from_millis(50),
+            Duration::from_secs(5),
+            shutdown,
+        );
         loop {
             match apply_batch(&self.pool, events, self.settings.writer.auto_register).await {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => {
                     self.metrics.db_errors.inc();
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, events = events.len(), retry_in_ms = delay.as_millis() as u64,
-                        "batch not applied; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stopping(shutdown) => anyhow::bail!("stopping with a batch not applied: {e}"),
+                    let error = format!("{e} ({} events)", events.len());
+                    if !retry.wait_after(&error).await {
+                        anyhow::bail!("stopping with a batch not applied: {e}");
                     }
                 }
             }
@@ -256,7 +250,7 @@ impl Consumer {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
         headers.insert(
-            "x-elkservice-routing-key".into(),
+            ROUTING_KEY_HEADER.into(),
             AMQPValue::LongString(delivery.routing_key.as_str().into()),
         );
         let properties = delivery
@@ -315,11 +309,4 @@ pub async fn gather(
         }
     }
     Ok(Some(batch))
-}
-
-/// Properties of a status event as watchers publish it: persistent JSON.
-pub fn event_properties() -> BasicProperties {
-    BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
 }

@@ -3,7 +3,8 @@
 //!
 //! [`consumer`] takes batches off the queue and acknowledges them after commit;
 //! [`apply`] holds the rule (pure [`apply::plan`] plus its SQL); [`metrics`]
-//! are served with `/healthz` by the shared ops listener.
+//! are served with `/healthz` by the shared ops listener. The tables' SQL is in
+//! `elkservice_core::store`.
 
 pub mod apply;
 pub mod consumer;
@@ -11,9 +12,8 @@ pub mod metrics;
 pub mod settings;
 
 use consumer::Consumer;
-use elkservice_core::backoff::Backoff;
 use elkservice_core::db;
-use elkservice_core::shutdown::stopping;
+use elkservice_core::retry::Retry;
 use settings::Settings;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -50,7 +50,7 @@ impl Writer {
 
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let connected = self.metrics.broker_connected.clone();
         let server = elkservice_core::ops::serve(
             self.listener,
@@ -60,23 +60,19 @@ impl Writer {
         let server_handle = server.handle();
         tokio::spawn(server);
 
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut retry = Retry::new(
+            "database not ready",
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            &shutdown,
+        );
         let pool = loop {
             match db::connect_and_migrate(&self.settings.database).await {
                 Ok(pool) => break pool,
                 Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "database not ready"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stopping(&mut shutdown) => {
-                            server_handle.stop(true).await;
-                            return Ok(());
-                        }
+                    if !retry.wait_after(&format!("{e:#}")).await {
+                        server_handle.stop(true).await;
+                        return Ok(());
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers), `/readyz` (the database answers) and
 //! `/metrics` (Prometheus text format).
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use std::time::Duration;

@@ -6,7 +6,7 @@ pub mod services;
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
-/// The service resource, mounted at both `/elkservice` and the seed's `/v1/elkservice`.
+/// The service resource, mounted at both `/elkservice` and `/v1/elkservice` (Beego's path).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/elkservice", "/v1/elkservice"] {
         cfg.service(

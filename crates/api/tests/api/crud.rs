@@ -275,7 +275,7 @@ async fn unknown_or_malformed_ids_are_404_or_400() {
 }
 
 #[tokio::test]
-async fn the_seed_path_v1_serves_the_same_resource() {
+async fn the_v1_path_serves_the_same_resource() {
     let app = spawn_app().await;
     let res = app
         .authed(reqwest::Method::POST, "/v1/elkservice")

@@ -1,7 +1,7 @@
 //! `spawn_app()`: a fresh database, migrations, the app on a random port, and
 //! typed helpers. The database is dropped with the `TestApp`.
 
-use elkservice_api::auth::{digest, KeyRing};
+use elkservice_api::keys::{digest, KeyRing};
 use elkservice_api::settings::{ApiSettings, Settings};
 use elkservice_api::startup::Application;
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};

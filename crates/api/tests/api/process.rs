@@ -1,18 +1,13 @@
 //! The real binary: configuration errors, key generation, start-up and SIGTERM.
 
-use elkservice_testkit::{free_port, TestDatabase};
+use elkservice_testkit::{free_port, program, sigterm, TestDatabase};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_elkservice-api");
 
 fn api() -> Command {
-    let mut cmd = Command::new(BIN);
-    // Keep the caller's ELK_* settings out of these tests.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
-        cmd.env_remove(k);
-    }
-    cmd
+    program(BIN)
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
@@ -70,7 +65,7 @@ fn new_key_prints_a_key_and_its_digest() {
             .unwrap()
     };
     assert_eq!(
-        elkservice_api::auth::digest(&field("key:")),
+        elkservice_api::keys::digest(&field("key:")),
         field("digest:")
     );
 }
@@ -116,11 +111,7 @@ async fn it_serves_then_exits_0_on_sigterm() {
         assert!(Instant::now() < deadline, "not ready within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()

@@ -1,15 +1,12 @@
 //! The binary refuses bad configuration with one clear line and exit code 2.
 
-use std::process::Command;
+use elkservice_testkit::program;
 
 /// Environment, config file text, and what stderr must mention.
 type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
 
 fn run(case: usize, env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elkservice-watcher"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
-        cmd.env_remove(k);
-    }
+    let mut cmd = program(env!("CARGO_BIN_EXE_elkservice-watcher"));
     cmd.envs(env.iter().copied());
     let dir = std::env::temp_dir().join(format!("elkw-{}", std::process::id()));
     if let Some(text) = file {

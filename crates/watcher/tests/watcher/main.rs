@@ -30,7 +30,7 @@ impl Harness {
     async fn new() -> Self {
         let vhost = TestVhost::create().await;
         let (conn, events) = consume_events(&vhost).await;
-        let label = format!("elktest.{}", &vhost.name[8..20]);
+        let label = format!("elktest.{}", vhost.short_id());
         Harness {
             vhost,
             label,

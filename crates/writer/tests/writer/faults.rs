@@ -4,9 +4,10 @@
 use crate::harness::{event, metric, Harness};
 use elkservice_core::config::DatabaseSettings;
 use elkservice_core::{db, Status, StatusEvent};
-use elkservice_testkit::{eventually, free_port, mysql_server_url, SqlOnDrop};
+use elkservice_testkit::{eventually, free_port, mysql_server_url, program, terminate, SqlOnDrop};
 use rand::seq::SliceRandom;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 /// `services` services with `per_service` events each, alternating statuses,
 /// shuffled so that delivery order differs from observation order.
@@ -57,7 +58,7 @@ async fn a_database_outage_mid_stream_loses_nothing() {
         acquire_timeout_secs: 5,
     };
     db::connect_and_migrate(&admin).await.unwrap().close().await;
-    let user = format!("w{}", &h.db.name[8..20]);
+    let user = format!("w{}", h.db.short_id());
     let hosts = ["%", "localhost", "127.0.0.1"];
     let accounts = hosts.map(|host| format!("'{user}'@'{host}'")).join(", ");
     let _drop_user = SqlOnDrop(vec![format!("DROP USER IF EXISTS {accounts}")]);
@@ -142,11 +143,8 @@ async fn the_writer_reconnects_when_the_broker_drops_it() {
 }
 
 fn spawn_writer(h: &Harness, port: u16) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elkservice-writer"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ELK_")) {
-        cmd.env_remove(k);
-    }
-    cmd.env("DATABASE_URL", &h.db.url)
+    program(env!("CARGO_BIN_EXE_elkservice-writer"))
+        .env("DATABASE_URL", &h.db.url)
         .env("AMQP_URL", &h.vhost.url)
         .env("ELK_WRITER__LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -183,25 +181,7 @@ async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
     assert_histories_chain(&h, &events).await;
 
     // SIGTERM: finish, ack, exit 0.
-    assert_eq!(terminate(child).await, Some(0));
-}
-
-/// SIGTERM the writer process and return its exit code; it must exit soon.
-async fn terminate(mut child: Child) -> Option<i32> {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .expect("the writer exits within 15 s of SIGTERM")
-    .unwrap()
-    .unwrap()
-    .code()
+    assert_eq!(terminate(child, Duration::from_secs(15)).await, Some(0));
 }
 
 #[tokio::test]
@@ -217,7 +197,11 @@ async fn sigterm_mid_stream_exits_0_and_a_restart_finishes_the_backlog() {
     })
     .await;
 
-    assert_eq!(terminate(child).await, Some(0), "mid-stream SIGTERM");
+    assert_eq!(
+        terminate(child, Duration::from_secs(15)).await,
+        Some(0),
+        "mid-stream SIGTERM"
+    );
 
     // What it had not applied went back to the queue with its connection.
     let ready = h.ready_in_queue().await as usize;

@@ -149,7 +149,7 @@ impl Harness {
                 routing_key.into(),
                 BasicPublishOptions::default(),
                 body,
-                elkservice_writer::consumer::event_properties(),
+                elkservice_core::event::publish_properties(),
             )
             .await
             .unwrap()
@@ -167,7 +167,7 @@ impl Harness {
                     e.routing_key().as_str().into(),
                     BasicPublishOptions::default(),
                     &e.encode(),
-                    elkservice_writer::consumer::event_properties(),
+                    elkservice_core::event::publish_properties(),
                 )
                 .await
                 .unwrap();
@@ -270,11 +270,7 @@ impl Harness {
                 .properties
                 .headers()
                 .as_ref()
-                .and_then(|h| {
-                    h.inner()
-                        .get(elkservice_writer::consumer::ERROR_HEADER)
-                        .cloned()
-                })
+                .and_then(|h| h.inner().get(elkservice_core::event::ERROR_HEADER).cloned())
                 .and_then(|v| match v {
                     lapin::types::AMQPValue::LongString(s) => {
                         Some(String::from_utf8_lossy(s.as_bytes()).into_owned())

@@ -1,0 +1,78 @@
+//! The api's Prometheus metrics: requests by method, route and status,
+//! latency, and the database pool's use.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use sqlx::MySqlPool;
+use std::time::Duration;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool_size: IntGauge,
+    pool_idle: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(pool_max: u32) -> Self {
+        let registry =
+            Registry::new_custom(Some("elkservice_api".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route and status",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let pool_size = IntGauge::new("db_pool_connections", "Open database connections")
+            .expect("valid metric");
+        let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")
+            .expect("valid metric");
+        let pool_max_gauge =
+            IntGauge::new("db_pool_max_connections", "Pool size limit").expect("valid metric");
+        pool_max_gauge.set(pool_max.into());
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(pool_size.clone()),
+            Box::new(pool_idle.clone()),
+            Box::new(pool_max_gauge),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+        }
+    }
+
+    /// Count one answered request.
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition, with the pool gauges read now.
+    pub fn render(&self, pool: &MySqlPool) -> String {
+        self.pool_size.set(pool.size().into());
+        self.pool_idle.set(pool.num_idle() as i64);
+        elkservice_core::ops::render(&self.registry)
+    }
+}

@@ -1,0 +1,276 @@
+//! The service resource: `/elkservice` and `/elkservice/{Id}`, with the
+//! JSON field names that Beego clients use. Every write runs in one
+//! transaction, so a request that fails changes nothing.
+//!
+//! [`dto`] holds the bodies and parameters, [`lenient`] the forgiving JSON
+//! values; the statements are in `elkservice_core::store`.
+
+pub mod dto;
+pub mod lenient;
+
+use crate::auth::{Authorized, ReadAccess};
+use crate::error::{ApiError, ErrorBody};
+use crate::listing::{self, ListParams, Listing};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use dto::{NewService, PageParams, ServiceFields, ServiceUpdate, MAX_CLIENT_ID};
+use elkservice_core::domain::DETAIL_MAX_LEN;
+use elkservice_core::store::services::{self as rows, RowValues};
+use elkservice_core::store::{history, HistoryRow};
+use elkservice_core::{Service, ServiceEvent, Status};
+
+fn check_detail(detail: &Option<String>) -> Result<(), ApiError> {
+    match detail {
+        Some(d) if d.chars().count() > DETAIL_MAX_LEN => Err(ApiError::invalid_field(
+            "Detail",
+            format!("may be at most {DETAIL_MAX_LEN} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A unique-key violation is a 409 naming the clashing field.
+fn conflict(e: sqlx::Error) -> ApiError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let field = if db.message().contains("PRIMARY") {
+                "Id"
+            } else {
+                "Name"
+            };
+            return ApiError::Conflict(format!("a service with this {field} already exists"));
+        }
+    }
+    e.into()
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no service with Id {id}"))
+}
+
+/// The history row for a change made through the API, now.
+fn api_transition(service: &Service, from: Option<Status>) -> HistoryRow<'_> {
+    HistoryRow {
+        service_id: service.id,
+        from,
+        status: service.status,
+        running: service.running,
+        detail: service.detail.as_deref(),
+        observed_at: None,
+        source: "api",
+    }
+}
+
+/// List services, filtered, sorted and paged with Beego's GetAll parameters.
+#[utoipa::path(get, path = "/elkservice", tag = "elkservice", params(ListParams),
+    responses(
+        (status = 200, description = "Matching services (an empty list is `[]`); with `fields`, each object holds only those keys",
+            body = [ServiceFields], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"))),
+        (status = 400, description = "Unknown field, operator or malformed value", body = ErrorBody),
+        (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn list(
+    _: ReadAccess,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let listing = Listing::parse(&params).map_err(ApiError::BadRequest)?;
+
+    let mut count = rows::count();
+    listing.push_where(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+
+    let mut select = rows::select();
+    listing.push_where(&mut select);
+    listing.push_order_and_page(&mut select);
+    let rows: Vec<Service> = select.build_query_as().fetch_all(&state.pool).await?;
+
+    let body: Vec<_> = rows.iter().map(|s| listing.project(s)).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .json(body))
+}
+
+/// Create a service.
+#[utoipa::path(post, path = "/elkservice", tag = "elkservice", request_body = NewService,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = Service,
+            headers(("Location" = String, description = "The new row's URL"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 409, description = "The Id or the Name is taken", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn create(
+    _: Authorized,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewService>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let requested_id = body.id.map(|w| w.0);
+    if let Some(id) = requested_id.filter(|id| !(1..=MAX_CLIENT_ID).contains(id)) {
+        return Err(ApiError::invalid_field(
+            "Id",
+            format!("must be from 1 to {MAX_CLIENT_ID}, got {id}"),
+        ));
+    }
+    check_detail(&body.detail)?;
+
+    let values = RowValues {
+        name: &body.name,
+        status: body.status.unwrap_or(Status::Unknown),
+        running: body.running.is_some_and(|r| r.0),
+        failed_count: body.failed_count.map_or(0, |w| w.0),
+        detail: body.detail.as_deref(),
+    };
+    let mut tx = state.pool.begin().await?;
+    let id = rows::insert(&mut tx, requested_id, values)
+        .await
+        .map_err(conflict)?;
+    let service = rows::fetch(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    history::insert(&mut tx, &[api_transition(&service, None)]).await?;
+    tx.commit().await?;
+
+    let location = format!("{}/{id}", req.path().trim_end_matches('/'));
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(service))
+}
+
+/// Read one service.
+#[utoipa::path(get, path = "/elkservice/{Id}", tag = "elkservice",
+    params(("Id" = i64, Path, description = "The service's Id")),
+    responses(
+        (status = 200, description = "The service", body = Service),
+        (status = 400, description = "The Id is not an integer", body = ErrorBody),
+        (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn get(
+    _: ReadAccess,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let mut conn = state.pool.acquire().await?;
+    let service = rows::fetch(&mut conn, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(HttpResponse::Ok().json(service))
+}
+
+/// Replace a service's row. A change of `Status` is recorded as a transition.
+#[utoipa::path(put, path = "/elkservice/{Id}", tag = "elkservice", request_body = ServiceUpdate,
+    params(("Id" = i64, Path, description = "The service's Id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The row as stored", body = Service),
+        (status = 400, description = "Malformed JSON, or the Id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 409, description = "The Name belongs to another service", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "A required field is missing or a field is invalid", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn replace(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<ServiceUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    if body.id.is_some_and(|b| b.0 != id) {
+        return Err(ApiError::invalid_field(
+            "Id",
+            "must equal the Id in the path",
+        ));
+    }
+    check_detail(&body.detail)?;
+
+    let values = RowValues {
+        name: &body.name,
+        status: body.status,
+        running: body.running.0,
+        failed_count: body.failed_count.0,
+        detail: body.detail.as_deref(),
+    };
+    let mut tx = state.pool.begin().await?;
+    let before = rows::lock_status(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    rows::replace(&mut tx, id, values).await.map_err(conflict)?;
+    let service = rows::fetch(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if before != service.status {
+        history::insert(&mut tx, &[api_transition(&service, Some(before))]).await?;
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(service))
+}
+
+/// Delete a service and its history.
+#[utoipa::path(delete, path = "/elkservice/{Id}", tag = "elkservice",
+    params(("Id" = i64, Path, description = "The service's Id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The Id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn delete(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let mut conn = state.pool.acquire().await?;
+    if !rows::delete(&mut conn, id).await? {
+        return Err(not_found(id));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A service's status transitions, newest first.
+#[utoipa::path(get, path = "/elkservice/{Id}/events", tag = "elkservice",
+    params(("Id" = i64, Path, description = "The service's Id"), PageParams),
+    responses(
+        (status = 200, description = "Transitions, newest first", body = [ServiceEvent],
+            headers(("X-Total-Count" = u64, description = "All transitions of the service"))),
+        (status = 400, description = "Bad Id, limit or offset", body = ErrorBody),
+        (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn events(
+    _: ReadAccess,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (limit, offset) =
+        listing::page(&params.limit, &params.offset).map_err(ApiError::BadRequest)?;
+    let mut conn = state.pool.acquire().await?;
+    if !rows::exists(&mut conn, id).await? {
+        return Err(not_found(id));
+    }
+    let total = history::count(&mut conn, id).await?;
+    let page = history::page(&mut conn, id, limit, offset).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .json(page))
+}

@@ -1,0 +1,90 @@
+//! `elkservice_event`: one row per status transition, whoever caused it (a
+//! watcher's observation applied by the writer, or a client through the api).
+
+use super::{optional_status, pow2_chunks, status};
+use crate::domain::{ServiceEvent, Status};
+use chrono::{DateTime, Utc};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
+
+/// One transition to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow<'a> {
+    pub service_id: i64,
+    /// None for a row's first status.
+    pub from: Option<Status>,
+    pub status: Status,
+    pub running: bool,
+    pub detail: Option<&'a str>,
+    /// When it was observed; None means now, by the database's clock.
+    pub observed_at: Option<DateTime<Utc>>,
+    /// The watcher's id, or `api`.
+    pub source: &'a str,
+}
+
+/// Record `rows`, in as few statements as their shapes allow.
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    rows: &[HistoryRow<'_>],
+) -> Result<(), sqlx::Error> {
+    for chunk in pow2_chunks(rows) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) ",
+        );
+        q.push_values(chunk, |mut row, h| {
+            row.push_bind(h.service_id)
+                .push_bind(h.from.map(Status::as_str))
+                .push_bind(h.status.as_str())
+                .push_bind(h.running)
+                .push_bind(h.detail);
+            match h.observed_at {
+                Some(at) => row.push_bind(at),
+                None => row.push("NOW(6)"),
+            };
+            row.push_bind(h.source);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl FromRow<'_, MySqlRow> for ServiceEvent {
+    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(ServiceEvent {
+            id: row.try_get("id")?,
+            service_id: row.try_get("service_id")?,
+            from_status: optional_status(row, "from_status")?,
+            status: status(row, "status")?,
+            running: row.try_get("running")?,
+            detail: row.try_get("detail")?,
+            observed_at: row.try_get("observed_at")?,
+            source: row.try_get("source")?,
+        })
+    }
+}
+
+/// How many transitions a service has.
+pub async fn count(conn: &mut MySqlConnection, service_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM elkservice_event WHERE service_id = ?")
+        .bind(service_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// A page of a service's transitions, newest first.
+pub async fn page(
+    conn: &mut MySqlConnection,
+    service_id: i64,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<ServiceEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, service_id, from_status, status, running, detail, observed_at, source \
+         FROM elkservice_event WHERE service_id = ? ORDER BY observed_at DESC, id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(service_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await
+}

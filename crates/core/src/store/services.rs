@@ -1,0 +1,126 @@
+//! Rows of `elkservice`, one at a time: what the api's handlers run.
+
+use super::{name, status, SERVICE_COLUMNS};
+use crate::domain::{Service, ServiceName, Status};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
+
+impl FromRow<'_, MySqlRow> for Service {
+    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Service {
+            id: row.try_get("id")?,
+            name: name(row)?,
+            status: status(row, "status")?,
+            running: row.try_get("running")?,
+            failed_count: row.try_get("failed_count")?,
+            detail: row.try_get("detail")?,
+            status_changed_at: row.try_get("status_changed_at")?,
+            last_checked_at: row.try_get("last_checked_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// What a client sets on a row: everything but the times, which the database keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct RowValues<'a> {
+    pub name: &'a ServiceName,
+    pub status: Status,
+    pub running: bool,
+    pub failed_count: u32,
+    pub detail: Option<&'a str>,
+}
+
+/// `SELECT <the row> FROM elkservice`, for a caller to add a WHERE and an ORDER BY.
+pub fn select() -> QueryBuilder<'static, MySql> {
+    QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM elkservice"))
+}
+
+/// `SELECT COUNT(*) FROM elkservice`, for a caller to add a WHERE.
+pub fn count() -> QueryBuilder<'static, MySql> {
+    QueryBuilder::new("SELECT COUNT(*) FROM elkservice")
+}
+
+pub async fn fetch(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SERVICE_COLUMNS} FROM elkservice WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn exists(conn: &mut MySqlConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM elkservice WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Insert a row and return its Id; with `id` None, AUTO_INCREMENT assigns one.
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    id: Option<i64>,
+    row: RowValues<'_>,
+) -> Result<i64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO elkservice (id, name, status, running, failed_count, detail, status_changed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, NOW(6))",
+    )
+    .bind(id)
+    .bind(row.name.as_str())
+    .bind(row.status.as_str())
+    .bind(row.running)
+    .bind(row.failed_count)
+    .bind(row.detail)
+    .execute(conn)
+    .await?;
+    Ok(id.unwrap_or(done.last_insert_id() as i64))
+}
+
+/// The row's status, locked until the transaction ends; None if there is no such row.
+pub async fn lock_status(
+    conn: &mut MySqlConnection,
+    id: i64,
+) -> Result<Option<Status>, sqlx::Error> {
+    sqlx::query("SELECT status FROM elkservice WHERE id = ? FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|row| status(&row, "status"))
+        .transpose()
+}
+
+/// Overwrite the row's values; `StatusChangedAt` moves only if the status changes.
+pub async fn replace(
+    conn: &mut MySqlConnection,
+    id: i64,
+    row: RowValues<'_>,
+) -> Result<(), sqlx::Error> {
+    // status_changed_at is assigned before status: MySQL applies SET left to right.
+    sqlx::query(
+        "UPDATE elkservice SET status_changed_at = IF(status = ?, status_changed_at, NOW(6)), \
+         name = ?, status = ?, running = ?, failed_count = ?, detail = ? WHERE id = ?",
+    )
+    .bind(row.status.as_str())
+    .bind(row.name.as_str())
+    .bind(row.status.as_str())
+    .bind(row.running)
+    .bind(row.failed_count)
+    .bind(row.detail)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Delete the row (its history goes with it); false if there was none.
+pub async fn delete(conn: &mut MySqlConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM elkservice WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
