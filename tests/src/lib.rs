@@ -88,10 +88,7 @@ impl System {
         .await;
         sys.programs.push(sys.spawn_writer());
         eventually(60, "the writer to consume", || {
-            healthy(
-                format!("http://127.0.0.1:{writer_port}/healthz"),
-                "broker_connected",
-            )
+            healthy(format!("http://127.0.0.1:{writer_port}/readyz"), "broker")
         })
         .await;
         sys.programs.push(spawn(
@@ -107,16 +104,8 @@ impl System {
             60,
             "the watcher to see the engine and the broker",
             || async move {
-                healthy(
-                    format!("http://127.0.0.1:{watcher_port}/healthz"),
-                    "engine_connected",
-                )
-                .await?;
-                healthy(
-                    format!("http://127.0.0.1:{watcher_port}/healthz"),
-                    "broker_connected",
-                )
-                .await
+                healthy(format!("http://127.0.0.1:{watcher_port}/readyz"), "engine").await?;
+                healthy(format!("http://127.0.0.1:{watcher_port}/readyz"), "broker").await
             },
         )
         .await;

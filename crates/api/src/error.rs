@@ -19,6 +19,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("conflict")]
     Conflict(String),
+    #[error("precondition failed")]
+    PreconditionFailed(String),
     #[error("request body too large")]
     PayloadTooLarge(String),
     #[error("unsupported media type")]
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
+            | ApiError::PreconditionFailed(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m) => Value::String(m.clone()),
             ApiError::Unauthorized(m) => Value::String((*m).to_owned()),
@@ -83,6 +86,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use std::time::Instant;
@@ -21,6 +22,19 @@ fn request_id(req: &ServiceRequest) -> HeaderValue {
         .unwrap_or_else(|| {
             HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII")
         })
+}
+
+/// The method as a metric label: the standard ones as they are, anything else
+/// `other`. The HTTP parser accepts any token as a method, and a label per
+/// made-up method would let clients grow `/metrics` without bound.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
 }
 
 pub async fn observe(
@@ -41,7 +55,7 @@ pub async fn observe(
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state
             .metrics
-            .record(method.as_str(), &route, status, elapsed);
+            .record(method_label(&method), &route, status, elapsed);
     }
     tracing::info!(
         target: "elkservice::http",

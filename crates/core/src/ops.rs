@@ -1,12 +1,11 @@
 //! What operators scrape: Prometheus metrics in a registry of the program's
-//! own, and the small `/healthz` + `/metrics` listener of the writer and the
-//! watcher.
+//! own, and the small `/healthz` + `/readyz` + `/metrics` listener of the
+//! writer and the watcher.
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::net::TcpListener;
-use std::sync::Arc;
 
 /// A registry whose metric names start with `<prefix>_`.
 pub fn registry(prefix: &str) -> Registry {
@@ -47,27 +46,39 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(buf).expect("the exposition is UTF-8")
 }
 
-/// Serve `/healthz` (the JSON that `health` returns) and `/metrics`. Signals
-/// are left to the program, which decides when to stop.
+/// What `/readyz` answers: whether the program can do its job now, and why not.
+pub type Readiness = Box<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>;
+
+/// Serve `/healthz` (the process answers), `/readyz` (200 or 503 with the JSON
+/// that `ready` returns) and `/metrics`. Signals are left to the program,
+/// which decides when to stop.
 pub fn serve(
     listener: TcpListener,
     registry: Registry,
-    health: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ready: Readiness,
 ) -> std::io::Result<Server> {
     let registry = web::Data::new(registry);
-    let health: web::Data<dyn Fn() -> serde_json::Value + Send + Sync> =
-        web::Data::from(Arc::new(health) as Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+    let ready: web::Data<Readiness> = web::Data::new(ready);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(registry.clone())
-            .app_data(health.clone())
+            .app_data(ready.clone())
             .route(
                 "/healthz",
-                web::get().to(
-                    |h: web::Data<dyn Fn() -> serde_json::Value + Send + Sync>| async move {
-                        HttpResponse::Ok().json((h.get_ref())())
-                    },
-                ),
+                web::get().to(|| async {
+                    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+                }),
+            )
+            .route(
+                "/readyz",
+                web::get().to(|r: web::Data<Readiness>| async move {
+                    let (ready, detail) = (r.get_ref())();
+                    if ready {
+                        HttpResponse::Ok().json(detail)
+                    } else {
+                        HttpResponse::ServiceUnavailable().json(detail)
+                    }
+                }),
             )
             .route(
                 "/metrics",

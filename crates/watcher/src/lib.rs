@@ -53,13 +53,20 @@ impl Watcher {
             self.metrics.engine_connected.clone(),
             self.metrics.broker_connected.clone(),
         );
-        let server = ops::serve(self.listener, self.metrics.registry.clone(), move || {
-            serde_json::json!({
-                "status": "ok",
-                "engine_connected": engine.get() == 1,
-                "broker_connected": broker.get() == 1,
-            })
-        })?;
+        let server = ops::serve(
+            self.listener,
+            self.metrics.registry.clone(),
+            Box::new(move || {
+                let (engine, broker) = (engine.get() == 1, broker.get() == 1);
+                let ready = engine && broker;
+                let detail = serde_json::json!({
+                    "status": if ready { "ready" } else { "unavailable" },
+                    "engine": engine,
+                    "broker": broker,
+                });
+                (ready, detail)
+            }),
+        )?;
         let server_handle = server.handle();
         tokio::spawn(server);
 

@@ -2,6 +2,7 @@
 //! status event on the wire.
 
 use chrono::{DateTime, Utc};
+use elkservice_core::domain::DETAIL_MAX_LEN;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 
 /// What a source saw of one service at one moment.
@@ -20,7 +21,7 @@ impl Observation {
             name,
             status,
             running,
-            detail,
+            detail: bounded(detail),
             observed_at: Utc::now(),
         }
     }
@@ -37,5 +38,42 @@ impl Observation {
             watcher,
             Some(self.detail.clone()),
         )
+    }
+}
+
+/// `detail` cut to what the writer accepts, on a character boundary, with an
+/// ellipsis that shows it was cut. A failing probe whose answer is long (a
+/// large JSON object, an engine's error text) must still be reported.
+fn bounded(mut detail: String) -> String {
+    if detail.chars().nth(DETAIL_MAX_LEN).is_some() {
+        let (cut, _) = detail
+            .char_indices()
+            .nth(DETAIL_MAX_LEN - 1)
+            .expect("longer than the limit");
+        detail.truncate(cut);
+        detail.push('…');
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_detail_is_cut_to_the_limit_on_a_character_boundary() {
+        let name = ServiceName::parse("es").unwrap();
+        let long = "é".repeat(5000);
+        let o = Observation::now(name.clone(), Status::Down, false, long);
+        assert_eq!(o.detail.chars().count(), DETAIL_MAX_LEN);
+        assert!(o.detail.ends_with('…') && o.detail.starts_with("éé"));
+        let event = StatusEvent::decode(&o.to_event("w").encode()).expect("the writer accepts it");
+        assert_eq!(event.detail.as_deref(), Some(o.detail.as_str()));
+
+        let exact = "x".repeat(DETAIL_MAX_LEN);
+        assert_eq!(
+            Observation::now(name, Status::Down, false, exact.clone()).detail,
+            exact
+        );
     }
 }

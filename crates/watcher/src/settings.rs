@@ -91,8 +91,12 @@ impl ServiceSettings {
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err("give exactly one of container, http, tcp".into());
         }
-        if !(self.interval_secs > 0.0 && self.timeout_secs > 0.0) {
-            return Err("interval_secs and timeout_secs must be positive".into());
+        // Finite too: a Duration cannot hold infinity, and a probe that never runs is no probe.
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        if !(positive(self.interval_secs) && positive(self.timeout_secs)) {
+            return Err(
+                "interval_secs and timeout_secs must be positive numbers of seconds".into(),
+            );
         }
         if self.timeout_secs >= self.interval_secs {
             return Err("timeout_secs must be shorter than interval_secs".into());

@@ -17,6 +17,7 @@
 //!   event twice is harmless: the second time it is stale.
 
 use crate::apply::{apply_batch, Outcome};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::settings::{Settings, WriterSettings};
 use anyhow::Context;
@@ -35,6 +36,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation};
 use sqlx::MySqlPool;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -42,7 +44,11 @@ pub struct Consumer {
     pub settings: Settings,
     pub pool: MySqlPool,
     pub metrics: Metrics,
+    pub health: Health,
 }
+
+/// What became of one event of a batch: an outcome, or the database's refusal.
+type Result1 = Result<Outcome, String>;
 
 struct Session {
     channel: Channel,
@@ -61,6 +67,7 @@ impl Consumer {
         loop {
             let result = self.session(&mut shutdown.clone(), &mut retry).await;
             self.metrics.broker_connected.set(0);
+            self.health.set_broker(false);
             let Err(e) = result else { return };
             if *shutdown.borrow() {
                 // Unacknowledged messages stay in the queue for the next start.
@@ -105,6 +112,7 @@ impl Consumer {
             .await?;
         let session = Session { channel, dead };
         self.metrics.broker_connected.set(1);
+        self.health.set_broker(true);
         retry.succeeded();
         tracing::info!(queue = %s.amqp.queue, "consuming");
 
@@ -172,14 +180,14 @@ impl Consumer {
         }
         if !events.is_empty() {
             let started = Instant::now();
-            let outcomes = self.apply_until_committed(&events, shutdown).await?;
+            let outcomes = self.apply_isolating(&events, shutdown).await?;
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
             let now = Utc::now();
             for ((event, delivery), outcome) in events.iter().zip(event_deliveries).zip(outcomes) {
                 match outcome {
-                    Outcome::Applied { transition } => {
+                    Ok(Outcome::Applied { transition }) => {
                         self.metrics.applied.inc();
                         if transition {
                             self.metrics.transitions.inc();
@@ -189,8 +197,13 @@ impl Consumer {
                             .unwrap_or(i64::MAX);
                         self.metrics.lag_seconds.observe(lag.max(0) as f64 / 1e6);
                     }
-                    Outcome::Stale => self.metrics.stale.inc(),
-                    Outcome::UnknownService => {
+                    Ok(Outcome::Stale) => self.metrics.stale.inc(),
+                    Err(reason) => {
+                        let reason = format!("the database refused the event: {reason}");
+                        self.dead_letter(session, delivery, "refused", &reason)
+                            .await?;
+                    }
+                    Ok(Outcome::UnknownService) => {
                         let reason = format!(
                             "no service named {:?} and writer.auto_register is off",
                             event.service.as_str()
@@ -210,31 +223,64 @@ impl Consumer {
         Ok(())
     }
 
-    /// Retry the batch's transaction until it commits. Gives up only when asked
+    /// Apply the batch, one outcome per event. While the database is away or
+    /// busy (a lost connection, a deadlock, a lock wait), the batch is retried
+    /// whole, with backoff, until it commits. A batch the database refuses for
+    /// what an event holds is split in halves, each its own transaction, until
+    /// the refused event stands alone: it alone is refused, and the others
+    /// apply, so one bad event never stops the queue. Gives up only when asked
     /// to stop; the batch then stays unacknowledged and is delivered again later.
-    async fn apply_until_committed(
+    async fn apply_isolating(
         &self,
         events: &[StatusEvent],
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<Vec<Outcome>> {
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<Result1>> {
         let mut retry = Retry::new(
             "batch not applied; retrying",
             Duration::from_millis(50),
             Duration::from_secs(5),
             shutdown,
         );
-        loop {
-            match apply_batch(&self.pool, events, self.settings.writer.auto_register).await {
-                Ok(outcomes) => return Ok(outcomes),
+        let mut results: Vec<Option<Result1>> = vec![None; events.len()];
+        // Ranges still to apply, the next on top; halves go back in order.
+        let mut todo: Vec<Range<usize>> = Vec::new();
+        todo.push(0..events.len());
+        while let Some(range) = todo.pop() {
+            let part = &events[range.clone()];
+            match apply_batch(&self.pool, part, self.settings.writer.auto_register).await {
+                Ok(outcomes) => {
+                    self.health.batch_committed();
+                    retry.succeeded();
+                    for (i, outcome) in range.zip(outcomes) {
+                        results[i] = Some(Ok(outcome));
+                    }
+                }
+                Err(e) if refused_for_content(&e) => {
+                    self.metrics.db_errors.inc();
+                    if range.len() == 1 {
+                        tracing::warn!(error = %e, service = %part[0].service, "the database refused an event");
+                        results[range.start] = Some(Err(e.to_string()));
+                    } else {
+                        let mid = range.start + range.len() / 2;
+                        todo.push(mid..range.end);
+                        todo.push(range.start..mid);
+                    }
+                }
                 Err(e) => {
                     self.metrics.db_errors.inc();
-                    let error = format!("{e} ({} events)", events.len());
+                    self.health.batch_failed();
+                    let error = format!("{e} ({} events)", part.len());
+                    todo.push(range);
                     if !retry.wait_after(&error).await {
                         anyhow::bail!("stopping with a batch not applied: {e}");
                     }
                 }
             }
         }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every range was applied or refused"))
+            .collect())
     }
 
     /// Publish a copy to the dead-letter exchange with the reason, and wait for
@@ -275,6 +321,20 @@ impl Consumer {
         );
         self.metrics.dead_lettered.with_label_values(&[label]).inc();
         Ok(())
+    }
+}
+
+/// Whether the database refused a statement for the values in it, so that the
+/// same events would be refused again: SQLSTATE class 22 (data exception:
+/// out of range, too long) or 23 (integrity constraint: a CHECK, a foreign
+/// key). Anything else (connection, deadlock, lock wait, privileges) may pass
+/// on a retry.
+fn refused_for_content(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|state| state.starts_with("22") || state.starts_with("23")),
+        _ => false,
     }
 }
 

@@ -3,17 +3,19 @@
 //!
 //! [`consumer`] takes batches off the queue and acknowledges them after commit;
 //! [`apply`] holds the rule (pure [`apply::plan`] plus its SQL); [`metrics`]
-//! are served with `/healthz` by the shared ops listener. The tables' SQL is in
+//! and [`health`] (what `/readyz` says) are served by the shared ops listener. The tables' SQL is in
 //! `elkservice_core::store`.
 
 pub mod apply;
 pub mod consumer;
+pub mod health;
 pub mod metrics;
 pub mod settings;
 
 use consumer::Consumer;
 use elkservice_core::db;
 use elkservice_core::retry::Retry;
+use health::Health;
 use settings::Settings;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -51,11 +53,12 @@ impl Writer {
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let connected = self.metrics.broker_connected.clone();
+        let health = Health::default();
+        let readiness = health.clone();
         let server = elkservice_core::ops::serve(
             self.listener,
             self.metrics.registry.clone(),
-            move || serde_json::json!({ "status": "ok", "broker_connected": connected.get() == 1 }),
+            Box::new(move || readiness.readiness()),
         )?;
         let server_handle = server.handle();
         tokio::spawn(server);
@@ -77,14 +80,33 @@ impl Writer {
                 }
             }
         };
+        health.set_database(true);
+        let pinger = tokio::spawn(watch_database(pool.clone(), health.clone()));
         let consumer = Consumer {
             settings: self.settings,
             pool: pool.clone(),
             metrics: self.metrics,
+            health,
         };
         consumer.run(shutdown).await;
+        pinger.abort();
         pool.close().await;
         server_handle.stop(true).await;
         Ok(())
+    }
+}
+
+/// Keep [`Health`]'s view of the database current while no batch is applied:
+/// ping it every few seconds.
+async fn watch_database(pool: sqlx::MySqlPool, health: Health) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let ping = sqlx::query("SELECT 1").execute(&pool);
+        let up = matches!(
+            tokio::time::timeout(Duration::from_secs(2), ping).await,
+            Ok(Ok(_))
+        );
+        health.set_database(up);
     }
 }

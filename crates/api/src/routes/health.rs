@@ -16,14 +16,18 @@ pub async fn healthz() -> HttpResponse {
 /// The database answers within two seconds.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready to serve", example = json!({"status": "ready"})),
-    (status = 503, description = "The database does not answer", example = json!({"status": "unavailable", "detail": "database: pool timed out while waiting for an open connection"})),
+    (status = 503, description = "The database does not answer", example = json!({"status": "unavailable", "detail": "database: not answering"})),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ping = sqlx::query("SELECT 1").execute(&state.pool);
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "detail": format!("database: {e}") })),
+        Ok(Err(e)) => {
+            // The cause is for the operator's log; a caller learns only which part is down.
+            tracing::warn!(error = %e, "readiness: the database refused");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "detail": "database: not answering" }))
+        }
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "unavailable", "detail": "database: no answer within 2 s" })),
     }

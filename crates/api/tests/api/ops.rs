@@ -113,3 +113,34 @@ async fn two_processes_migrating_a_new_database_at_once_both_succeed() {
     // Running them again is a no-op.
     db::migrate(&b).await.unwrap();
 }
+
+#[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    for i in 0..1000 {
+        let method =
+            reqwest::Method::from_bytes(format!("JUNK{i:04}{}", "X".repeat(200)).as_bytes())
+                .unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/elkservice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+    }
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.len() < 200_000, "/metrics is {} bytes", text.len());
+    assert!(!text.contains("JUNK"));
+    assert!(
+        text.contains(r#"elkservice_api_http_requests_total{method="other",route="/elkservice",status="405"} 1000"#),
+        "{text}"
+    );
+}

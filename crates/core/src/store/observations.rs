@@ -84,6 +84,7 @@ pub async fn update(
 ) -> Result<(), sqlx::Error> {
     for chunk in pow2_chunks(updates) {
         // Each id exists, so every line takes the ON DUPLICATE KEY UPDATE path.
+        // FailedCount stops at the column's maximum instead of failing the batch.
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice (id, name, status, running, detail, failed_count, \
              observed_ns, status_changed_at, last_checked_at) ",
@@ -101,7 +102,8 @@ pub async fn update(
         });
         q.push(
             " ON DUPLICATE KEY UPDATE status = VALUES(status), running = VALUES(running), \
-             detail = VALUES(detail), failed_count = failed_count + VALUES(failed_count), \
+             detail = VALUES(detail), \
+             failed_count = failed_count + LEAST(VALUES(failed_count), 4294967295 - failed_count), \
              observed_ns = VALUES(observed_ns), \
              status_changed_at = COALESCE(VALUES(status_changed_at), status_changed_at), \
              last_checked_at = VALUES(last_checked_at)",

@@ -80,17 +80,14 @@ pub async fn insert(
     Ok(id.unwrap_or(done.last_insert_id() as i64))
 }
 
-/// The row's status, locked until the transaction ends; None if there is no such row.
-pub async fn lock_status(
-    conn: &mut MySqlConnection,
-    id: i64,
-) -> Result<Option<Status>, sqlx::Error> {
-    sqlx::query("SELECT status FROM elkservice WHERE id = ? FOR UPDATE")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .map(|row| status(&row, "status"))
-        .transpose()
+/// The row, locked until the transaction ends; None if there is no such row.
+pub async fn lock(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SERVICE_COLUMNS} FROM elkservice WHERE id = ? FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Overwrite the row's values; `StatusChangedAt` moves only if the status changes.

@@ -24,12 +24,13 @@ fn run(case: usize, env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
 
 #[test]
 fn bad_settings_name_the_key_and_exit_2() {
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (&[("ELK_WATCHER__POLL_INTERVAL_SECS", "0")], None, "watcher.poll_interval_secs"),
         (&[("ELK_WATCHER__LISTEN", "nowhere")], None, "watcher.listen"),
         (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\nhttp = { url = \"http://x\" }\n"), "exactly one"),
         (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\ninterval_secs = 1\ntimeout_secs = 2\n"), "shorter than interval"),
         (&[], Some("[[services]]\nname = \"bad name\"\ntcp = \"127.0.0.1:9200\"\n"), "Name must be"),
+        (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\ninterval_secs = inf\n"), "positive numbers"),
     ];
     for (i, (env, file, expected)) in cases.into_iter().enumerate() {
         let (code, stderr) = run(i, env, file);

@@ -106,9 +106,20 @@ async fn a_database_outage_mid_stream_loses_nothing() {
         (w.metric("db_errors_total").await >= 2.0).then_some(())
     })
     .await;
+    // A batch that keeps failing makes the writer not ready, and only then.
+    let readyz = || async { ready(w.port).await };
+    assert_eq!(readyz().await, 200, "a fresh failure is not yet a problem");
+    eventually(35, "/readyz to answer 503", || async {
+        (readyz().await == 503).then_some(())
+    })
+    .await;
     sqlx::query(&grant).execute(&mut conn).await.unwrap();
 
     let rows = h.wait_for_newest(&during, 30).await;
+    eventually(10, "/readyz to answer 200 again", || async {
+        (readyz().await == 200).then_some(())
+    })
+    .await;
     assert!(rows.values().all(|r| r.failed_count == 1), "{rows:?}");
     w.stop().await;
 }
@@ -240,4 +251,11 @@ async fn two_writers_on_one_queue_end_up_consistent() {
     .await;
     a.stop().await;
     b.stop().await;
+}
+
+/// The status code of the writer's `/readyz`.
+async fn ready(port: u16) -> u16 {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .map_or(0, |r| r.status().as_u16())
 }

@@ -3,10 +3,12 @@
 //! transaction, so a request that fails changes nothing.
 //!
 //! [`dto`] holds the bodies and parameters, [`lenient`] the forgiving JSON
-//! values; the statements are in `elkservice_core::store`.
+//! values, [`precondition`] the `ETag`/`If-Match` rules; the statements are in
+//! `elkservice_core::store`.
 
 pub mod dto;
 pub mod lenient;
+pub mod precondition;
 
 use crate::auth::{Authorized, ReadAccess};
 use crate::error::{ApiError, ErrorBody};
@@ -19,6 +21,7 @@ use elkservice_core::domain::DETAIL_MAX_LEN;
 use elkservice_core::store::services::{self as rows, RowValues};
 use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceEvent, Status};
+use precondition::{etag, IfMatch};
 
 fn check_detail(detail: &Option<String>) -> Result<(), ApiError> {
     match detail {
@@ -47,6 +50,13 @@ fn conflict(e: sqlx::Error) -> ApiError {
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("no service with Id {id}"))
+}
+
+/// A 200 that carries the row's `ETag`.
+fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(header::ETag(etag(service)));
+    response
 }
 
 /// The history row for a change made through the API, now.
@@ -149,7 +159,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/elkservice/{Id}", tag = "elkservice",
     params(("Id" = i64, Path, description = "The service's Id")),
     responses(
-        (status = 200, description = "The service", body = Service),
+        (status = 200, description = "The service", body = Service,
+            headers(("ETag" = String, description = "The row's version; send it back in If-Match to write only over this version"))),
         (status = 400, description = "The Id is not an integer", body = ErrorBody),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
         (status = 404, description = "No such service", body = ErrorBody),
@@ -165,19 +176,23 @@ pub async fn get(
     let service = rows::fetch(&mut conn, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    Ok(HttpResponse::Ok().json(service))
+    Ok(with_etag(&service).json(service))
 }
 
 /// Replace a service's row. A change of `Status` is recorded as a transition.
+/// With `If-Match`, only if the row is still the version the client read.
 #[utoipa::path(put, path = "/elkservice/{Id}", tag = "elkservice", request_body = ServiceUpdate,
-    params(("Id" = i64, Path, description = "The service's Id")),
+    params(("Id" = i64, Path, description = "The service's Id"),
+        ("If-Match" = Option<String>, Header, description = "An ETag from GET (or `*`): write only if the row has not changed since")),
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "The row as stored", body = Service),
+        (status = 200, description = "The row as stored", body = Service,
+            headers(("ETag" = String, description = "The new version"))),
         (status = 400, description = "Malformed JSON, or the Id is not an integer", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such service", body = ErrorBody),
         (status = 409, description = "The Name belongs to another service", body = ErrorBody),
+        (status = 412, description = "If-Match does not match the row's current ETag", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "A required field is missing or a field is invalid", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
@@ -186,6 +201,7 @@ pub async fn replace(
     _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
+    if_match: IfMatch,
     body: web::Json<ServiceUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -206,41 +222,49 @@ pub async fn replace(
         detail: body.detail.as_deref(),
     };
     let mut tx = state.pool.begin().await?;
-    let before = rows::lock_status(&mut tx, id)
+    let before = rows::lock(&mut tx, id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    if_match.check(&before)?;
     rows::replace(&mut tx, id, values).await.map_err(conflict)?;
     let service = rows::fetch(&mut tx, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    if before != service.status {
-        history::insert(&mut tx, &[api_transition(&service, Some(before))]).await?;
+    if before.status != service.status {
+        history::insert(&mut tx, &[api_transition(&service, Some(before.status))]).await?;
     }
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(service))
+    Ok(with_etag(&service).json(service))
 }
 
-/// Delete a service and its history.
+/// Delete a service and its history. With `If-Match`, only if the row is
+/// still the version the client read.
 #[utoipa::path(delete, path = "/elkservice/{Id}", tag = "elkservice",
-    params(("Id" = i64, Path, description = "The service's Id")),
+    params(("Id" = i64, Path, description = "The service's Id"),
+        ("If-Match" = Option<String>, Header, description = "An ETag from GET (or `*`): write only if the row has not changed since")),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The Id is not an integer", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such service", body = ErrorBody),
+        (status = 412, description = "If-Match does not match the row's current ETag", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
 pub async fn delete(
     _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let mut conn = state.pool.acquire().await?;
-    if !rows::delete(&mut conn, id).await? {
-        return Err(not_found(id));
-    }
+    let mut tx = state.pool.begin().await?;
+    let current = rows::lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if_match.check(&current)?;
+    rows::delete(&mut tx, id).await?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
