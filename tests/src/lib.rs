@@ -39,13 +39,16 @@ pub struct System {
     pub label: String,
     pub api: String,
     pub writer_port: u16,
+    pub watcher_port: u16,
     pub programs: Vec<Program>,
     pub client: reqwest::Client,
+    /// Settings given to every program, on top of the test's own.
+    settings: Vec<(&'static str, String)>,
 }
 
-fn spawn(name: &str, envs: &[(&str, String)]) -> Program {
+fn spawn(name: &str, envs: &[(&str, String)], settings: &[(&'static str, String)]) -> Program {
     let mut cmd = program(binary(name));
-    cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+    cmd.envs(envs.iter().chain(settings).map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -59,20 +62,26 @@ async fn healthy(url: String, key: &'static str) -> Option<()> {
 
 impl System {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The system with `ELK_*` settings of the test's own for every program
+    /// (each reads only its own sections).
+    pub async fn start_with(settings: &[(&'static str, &str)]) -> Self {
         let db = TestDatabase::new();
         let vhost = TestVhost::create().await;
         let label = format!("e2e.{}", vhost.short_id());
         let (api_port, writer_port, watcher_port) = (free_port(), free_port(), free_port());
-        let docker =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into());
         let mut sys = System {
             api: format!("http://127.0.0.1:{api_port}"),
             writer_port,
+            watcher_port,
             programs: vec![],
             client: reqwest::Client::new(),
             db,
             vhost,
             label,
+            settings: settings.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         };
         sys.programs.push(spawn(
             "elkservice-api",
@@ -81,6 +90,7 @@ impl System {
                 ("ELK_API__LISTEN", format!("127.0.0.1:{api_port}")),
                 ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
             ],
+            &sys.settings,
         ));
         eventually(60, "the api to be ready", || {
             healthy(format!("{}/readyz", sys.api), "")
@@ -91,25 +101,36 @@ impl System {
             healthy(format!("http://127.0.0.1:{writer_port}/readyz"), "broker")
         })
         .await;
-        sys.programs.push(spawn(
+        let watcher = sys.start_watcher().await;
+        sys.programs.push(watcher);
+        sys
+    }
+
+    /// Start a watcher and wait until it sees the engine and the broker.
+    pub async fn start_watcher(&self) -> Program {
+        let docker =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into());
+        let port = self.watcher_port;
+        let watcher = spawn(
             "elkservice-watcher",
             &[
                 ("DOCKER_HOST", docker),
-                ("AMQP_URL", sys.vhost.url.clone()),
-                ("ELK_WATCHER__LABEL", sys.label.clone()),
-                ("ELK_WATCHER__LISTEN", format!("127.0.0.1:{watcher_port}")),
+                ("AMQP_URL", self.vhost.url.clone()),
+                ("ELK_WATCHER__LABEL", self.label.clone()),
+                ("ELK_WATCHER__LISTEN", format!("127.0.0.1:{port}")),
             ],
-        ));
+            &self.settings,
+        );
         eventually(
             60,
             "the watcher to see the engine and the broker",
             || async move {
-                healthy(format!("http://127.0.0.1:{watcher_port}/readyz"), "engine").await?;
-                healthy(format!("http://127.0.0.1:{watcher_port}/readyz"), "broker").await
+                healthy(format!("http://127.0.0.1:{port}/readyz"), "engine").await?;
+                healthy(format!("http://127.0.0.1:{port}/readyz"), "broker").await
             },
         )
         .await;
-        sys
+        watcher
     }
 
     pub fn spawn_writer(&self) -> Program {
@@ -123,6 +144,7 @@ impl System {
                     format!("127.0.0.1:{}", self.writer_port),
                 ),
             ],
+            &self.settings,
         )
     }
 
@@ -159,6 +181,18 @@ impl System {
 }
 
 impl System {
+    /// Delete a row through the API.
+    pub async fn delete(&self, id: i64) -> u16 {
+        self.client
+            .delete(format!("{}/elkservice/{id}", self.api))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// A container labelled for this system's watcher, named after its service.
     pub fn run_container(&self, service: &str) -> Container {
         run_labelled(&self.label, service, &[], &["/bin/sleep", "100000"])

@@ -111,3 +111,104 @@ async fn the_writer_killed_mid_stream_and_restarted_leaves_the_rows_right() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dead_watcher_turns_its_services_unknown_and_a_new_one_brings_them_back() {
+    let stale_after = 4;
+    let sys = System::start_with(&[
+        ("ELK_WATCHER__HEARTBEAT_SECS", "1"),
+        ("ELK_WRITER__STALE_AFTER_SECS", "4"),
+    ])
+    .await;
+    let _c = sys.run_container("kibana");
+    eventually(30, "kibana normal", || async {
+        sys.row("kibana").await.filter(|r| r["Status"] == "normal")
+    })
+    .await;
+    // Heartbeats keep a quiet service's row fresh, so it does not go stale.
+    let checked =
+        |r: &serde_json::Value| r["LastCheckedAt"].as_str().unwrap_or_default().to_owned();
+    let first = checked(&sys.row("kibana").await.unwrap());
+    eventually(10, "a heartbeat to move LastCheckedAt", || async {
+        sys.row("kibana")
+            .await
+            .filter(|r| checked(r) > first && r["Status"] == "normal")
+    })
+    .await;
+
+    // The watcher dies (its process is gone, nothing more is published).
+    let watcher_index = sys.programs.len() - 1;
+    let mut sys = sys;
+    let mut watcher = sys.programs.remove(watcher_index);
+    watcher.0.kill().unwrap();
+    watcher.0.wait().unwrap();
+    let died = Instant::now();
+    let row = eventually(stale_after + 10, "kibana to turn unknown", || async {
+        sys.row("kibana").await.filter(|r| r["Status"] == "unknown")
+    })
+    .await;
+    eprintln!(
+        "watcher killed → unknown: {} ms",
+        died.elapsed().as_millis()
+    );
+    assert!(died.elapsed().as_secs() <= stale_after + 5);
+    let detail = row["Detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no observation from watcher") && detail.contains("since"),
+        "{detail}"
+    );
+    let id = row["Id"].as_i64().unwrap();
+    let history = sys.events(id).await;
+    let s = |v: &str| serde_json::Value::String(v.into());
+    assert_eq!(history[0], (s("normal"), s("unknown")));
+    assert_eq!(
+        history.iter().filter(|h| h.1 == s("unknown")).count(),
+        1,
+        "{history:?}"
+    );
+
+    // A watcher again: the service is seen as it is.
+    let watcher = sys.start_watcher().await;
+    sys.programs.push(watcher);
+    eventually(30, "kibana normal again", || async {
+        sys.row("kibana").await.filter(|r| r["Status"] == "normal")
+    })
+    .await;
+    assert_eq!(sys.row("kibana").await.unwrap()["FailedCount"], 0);
+}
+
+#[tokio::test]
+async fn a_deleted_row_stays_deleted_when_the_watcher_reports_again() {
+    let sys = System::start_with(&[("ELK_WATCHER__RESYNC_INTERVAL_SECS", "1")]).await;
+    let _other = sys.run_container("nginx");
+    let c = sys.run_container("logstash");
+    let row = eventually(30, "logstash normal", || async {
+        sys.row("logstash")
+            .await
+            .filter(|r| r["Status"] == "normal")
+    })
+    .await;
+    drop(c); // the container is removed
+    eventually(30, "logstash's removal to be applied", || async {
+        sys.row("logstash")
+            .await
+            .filter(|r| r["Status"] == "down" && r["Detail"] == "container removed")
+    })
+    .await;
+    assert_eq!(sys.delete(row["Id"].as_i64().unwrap()).await, 204);
+
+    // Several resyncs later, the row is still gone.
+    let published = || {
+        elkservice_testkit::scrape(
+            sys.watcher_port,
+            "elkservice_watcher_events_published_total",
+        )
+    };
+    let before = published().await;
+    eventually(30, "the watcher to publish on", || async {
+        (published().await >= before + 3.0).then_some(())
+    })
+    .await;
+    let back = sys.row("logstash").await;
+    assert!(back.is_none(), "the deleted row came back: {back:?}");
+}

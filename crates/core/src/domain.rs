@@ -80,6 +80,12 @@ impl Status {
         Status::Unknown,
     ];
 
+    /// The status itself when it says how the service is, None for `unknown`
+    /// and `starting`, which say only that it is not known yet.
+    pub fn settled(self) -> Option<Status> {
+        (!matches!(self, Status::Unknown | Status::Starting)).then_some(self)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Normal => "normal",

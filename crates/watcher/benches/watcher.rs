@@ -52,6 +52,7 @@ fn settings(vhost: &TestVhost, label: &str, events: bool, poll: f64) -> Settings
             poll_interval_secs: poll,
             idle_watchdog_secs: 60,
             resync_interval_secs: 300,
+            heartbeat_secs: 30,
             unhealthy_is_down: false,
         },
         docker: DockerSettings {

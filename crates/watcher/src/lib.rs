@@ -111,6 +111,7 @@ impl Watcher {
             amqp: s.amqp.clone(),
             watcher_id: s.watcher.id(),
             resync: Duration::from_secs(s.watcher.resync_interval_secs),
+            heartbeat: Duration::from_secs(s.watcher.heartbeat_secs),
             metrics: self.metrics.clone(),
         };
         let source = tokio::spawn(source.run(tx, shutdown.clone()));

@@ -13,6 +13,9 @@ pub struct Observation {
     pub running: bool,
     pub detail: String,
     pub observed_at: DateTime<Utc>,
+    /// The service's container is gone: once this is published, the watcher
+    /// forgets the service instead of reporting it again and again.
+    pub removed: bool,
 }
 
 impl Observation {
@@ -23,6 +26,15 @@ impl Observation {
             running,
             detail: bounded(detail),
             observed_at: Utc::now(),
+            removed: false,
+        }
+    }
+
+    /// The service's container was removed: it is `down`, for the last time.
+    pub fn removed(name: ServiceName) -> Self {
+        Observation {
+            removed: true,
+            ..Self::now(name, Status::Down, false, "container removed".into())
         }
     }
 }

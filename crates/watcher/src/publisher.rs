@@ -5,11 +5,14 @@
 //! Only changes are marked for publishing; all services are published again at
 //! every (re)connection and every resync interval, with their original
 //! `observed_at`, so a lost message or a restarted writer heals itself (the
-//! writer ignores what it has already applied). A service stays marked until
-//! the broker confirms the message for its latest observation.
+//! writer ignores what it has already applied). Every heartbeat interval, all
+//! services go out again observed now, so that the writer sees the watcher
+//! alive. A service stays marked until the broker confirms the message for
+//! its latest observation; a removed container's service is then forgotten.
 
 use crate::metrics::Metrics;
 use crate::observation::Observation;
+use chrono::Utc;
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::event::publish_properties;
 use elkservice_core::retry::Retry;
@@ -25,6 +28,7 @@ pub struct Publisher {
     pub amqp: AmqpSettings,
     pub watcher_id: String,
     pub resync: Duration,
+    pub heartbeat: Duration,
     pub metrics: Metrics,
 }
 
@@ -37,18 +41,51 @@ struct State {
 
 impl State {
     /// Keep `o` if it says something new about its service.
-    fn merge(&mut self, o: Observation) {
-        let changed = self.latest.get(&o.name).is_none_or(|prev| {
-            (prev.status, prev.running, &prev.detail) != (o.status, o.running, &o.detail)
-        });
-        if changed {
+    fn merge(&mut self, mut o: Observation) {
+        let Some(prev) = self.latest.get(&o.name) else {
             self.dirty.insert(o.name.clone());
             self.latest.insert(o.name.clone(), o);
+            return;
+        };
+        if (prev.status, prev.running, &prev.detail, prev.removed)
+            == (o.status, o.running, &o.detail, o.removed)
+        {
+            return;
         }
+        // A heartbeat may have stamped the previous state later than this
+        // observation was made (it was on its way while the heartbeat went
+        // out). It is the newer news all the same, so it must be later too,
+        // or the writer would take it for stale.
+        o.observed_at = o
+            .observed_at
+            .max(prev.observed_at + chrono::Duration::nanoseconds(1));
+        self.dirty.insert(o.name.clone());
+        self.latest.insert(o.name.clone(), o);
     }
 
     fn mark_all(&mut self) {
         self.dirty.extend(self.latest.keys().cloned());
+    }
+
+    /// Every followed service again, observed now: its state is what this
+    /// watcher last saw, and the watcher still sees it. A removal keeps its
+    /// own time, so that it never looks newer than a deletion after it.
+    fn heartbeat(&mut self) {
+        let now = Utc::now();
+        for o in self.latest.values_mut().filter(|o| !o.removed) {
+            o.observed_at = o.observed_at.max(now);
+        }
+        self.mark_all();
+    }
+
+    /// The broker confirmed `name`'s latest observation.
+    fn confirmed(&mut self, name: &ServiceName) {
+        self.dirty.remove(name);
+        // A removed container's service is forgotten once that is published:
+        // reporting it again later would bring back a row deleted since.
+        if self.latest.get(name).is_some_and(|o| o.removed) {
+            self.latest.remove(name);
+        }
     }
 }
 
@@ -103,6 +140,8 @@ impl Publisher {
         state.mark_all();
         let mut resync = tokio::time::interval(self.resync);
         resync.tick().await;
+        let mut heartbeat = tokio::time::interval(self.heartbeat);
+        heartbeat.tick().await;
         loop {
             self.flush(&channel, state).await?;
             tokio::select! {
@@ -111,6 +150,7 @@ impl Publisher {
                     return Ok(());
                 }
                 _ = resync.tick() => state.mark_all(),
+                _ = heartbeat.tick() => state.heartbeat(),
                 o = rx.recv() => match o {
                     Some(o) => {
                         state.merge(o);
@@ -150,7 +190,7 @@ impl Publisher {
             match confirm.await? {
                 Confirmation::Ack(_) => {
                     self.metrics.published.inc();
-                    state.dirty.remove(&name);
+                    state.confirmed(&name);
                 }
                 other => anyhow::bail!("the broker did not confirm an event for {name}: {other:?}"),
             }
@@ -159,5 +199,55 @@ impl Publisher {
             .confirm_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elkservice_core::Status;
+
+    fn seen(status: Status) -> Observation {
+        Observation::now(
+            ServiceName::parse("es").unwrap(),
+            status,
+            true,
+            String::new(),
+        )
+    }
+
+    #[test]
+    fn a_change_that_crossed_a_heartbeat_is_still_the_newest() {
+        let mut state = State::default();
+        let made_before = seen(Status::Normal);
+        let change = seen(Status::Down); // made now, delivered after the heartbeat
+        state.merge(made_before);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        state.heartbeat();
+        let beat = state.latest.values().next().unwrap().observed_at;
+        assert!(beat > change.observed_at);
+        state.merge(change);
+        let latest = &state.latest[&ServiceName::parse("es").unwrap()];
+        assert_eq!(latest.status, Status::Down);
+        assert!(latest.observed_at > beat);
+    }
+
+    #[test]
+    fn a_removed_service_is_forgotten_once_confirmed_and_never_restamped() {
+        let mut state = State::default();
+        let name = ServiceName::parse("es").unwrap();
+        state.merge(seen(Status::Normal));
+        let removal = Observation::removed(name.clone());
+        let at = removal.observed_at;
+        state.merge(removal);
+        state.heartbeat();
+        assert_eq!(
+            state.latest[&name].observed_at, at,
+            "a removal keeps its time"
+        );
+        state.confirmed(&name);
+        assert!(state.latest.is_empty());
+        state.mark_all();
+        assert!(state.dirty.is_empty(), "nothing left to report again");
     }
 }

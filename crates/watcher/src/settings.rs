@@ -136,6 +136,9 @@ pub struct WatcherSettings {
     pub idle_watchdog_secs: u64,
     /// Publish every service again this often, so lost messages heal.
     pub resync_interval_secs: u64,
+    /// Publish every service again, observed now, at least this often, so the
+    /// writer can tell a live watcher from a silent one (`LastCheckedAt` moves).
+    pub heartbeat_secs: u64,
     /// Report a running but unhealthy container as `down` instead of `degraded`.
     pub unhealthy_is_down: bool,
 }
@@ -169,6 +172,7 @@ events = true
 poll_interval_secs = 30
 idle_watchdog_secs = 60
 resync_interval_secs = 300
+heartbeat_secs = 30
 unhealthy_is_down = false
 
 [docker]
@@ -202,6 +206,7 @@ impl Settings {
                 "watcher.resync_interval_secs",
                 s.watcher.resync_interval_secs,
             ),
+            ("watcher.heartbeat_secs", s.watcher.heartbeat_secs),
         ] {
             if v == 0 {
                 return Err(ConfigError::Message(format!("{key} must be at least 1")));

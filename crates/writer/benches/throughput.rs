@@ -283,6 +283,8 @@ async fn main() {
         max_batch: env_usize("BENCH_MAX_BATCH", defaults.max_batch),
         linger_ms: env_usize("BENCH_LINGER_MS", defaults.linger_ms as usize) as u64,
         prefetch: env_usize("BENCH_PREFETCH", defaults.prefetch.into()) as u16,
+        // The burst's observations are in the past; nothing goes silent here.
+        stale_after_secs: 0,
     };
     let settings_of = |vhost: &TestVhost, db: &TestDatabase| Settings {
         writer: writer.clone(),

@@ -39,7 +39,13 @@ pub struct Plan<'a> {
 }
 
 /// Decide what the batch does to the rows in `current` (keyed by name).
-pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -> Plan<'a> {
+/// `deleted` holds when names were deleted through the API: an observation
+/// made before that is stale, whether or not the name has a row again.
+pub fn plan<'a>(
+    current: &HashMap<String, Current>,
+    deleted: &HashMap<String, i64>,
+    events: &'a [StatusEvent],
+) -> Plan<'a> {
     let mut plan = Plan {
         outcomes: vec![Outcome::Stale; events.len()],
         ..Plan::default()
@@ -51,13 +57,19 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
         (ea.service.as_str(), ea.observed_ns()).cmp(&(eb.service.as_str(), eb.observed_ns()))
     });
     for group in order.chunk_by(|&a, &b| events[a].service == events[b].service) {
-        let Some(row) = current.get(events[group[0]].service.as_str()) else {
+        let name = events[group[0]].service.as_str();
+        let deleted_ns = deleted.get(name).copied();
+        let Some(row) = current.get(name) else {
             for &i in group {
-                plan.outcomes[i] = Outcome::UnknownService;
+                let before_deletion = deleted_ns.is_some_and(|d| events[i].observed_ns() <= d);
+                if !before_deletion {
+                    plan.outcomes[i] = Outcome::UnknownService;
+                }
             }
             continue;
         };
         let mut state = *row;
+        state.observed_ns = state.observed_ns.max(deleted_ns);
         let mut update: Option<RowUpdate> = None;
         for &i in group {
             let event = &events[i];
@@ -72,6 +84,7 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
                 event,
                 failed_increment: 0,
                 status_changed_at: None,
+                settled: None,
             });
             u.event = event;
             if transition {
@@ -85,9 +98,15 @@ pub fn plan<'a>(current: &HashMap<String, Current>, events: &'a [StatusEvent]) -
                     source: &event.watcher,
                 });
                 u.status_changed_at = Some(event.observed_at);
-                if event.status == Status::Down {
+                // A failure is a new one unless the service was already down
+                // before a blip through `unknown` or `starting`.
+                if event.status == Status::Down && state.settled != Some(Status::Down) {
                     u.failed_increment += 1;
                 }
+            }
+            if let Some(settled) = event.status.settled() {
+                state.settled = Some(settled);
+                u.settled = Some(settled);
             }
             state.status = event.status;
             state.observed_ns = Some(ns);
@@ -116,12 +135,26 @@ pub async fn apply_batch(
         .copied()
         .filter(|n| !current.contains_key(*n))
         .collect();
-    if auto_register && !missing.is_empty() {
-        observations::register(&mut tx, &missing).await?;
-        current.extend(observations::lock(&mut tx, &missing).await?);
+    let mut deleted = HashMap::new();
+    if !missing.is_empty() {
+        deleted = observations::tombstones(&mut tx, &missing).await?;
+    }
+    // Only a name with an observation newer than its deletion comes back.
+    let register: Vec<&str> = missing
+        .into_iter()
+        .filter(|n| match deleted.get(*n) {
+            Some(&d) => events
+                .iter()
+                .any(|e| e.service.as_str() == *n && e.observed_ns() > d),
+            None => true,
+        })
+        .collect();
+    if auto_register && !register.is_empty() {
+        observations::register(&mut tx, &register).await?;
+        current.extend(observations::lock(&mut tx, &register).await?);
     }
 
-    let plan = plan(&current, events);
+    let plan = plan(&current, &deleted, events);
     observations::update(&mut tx, &plan.updates).await?;
     history::insert(&mut tx, &plan.transitions).await?;
     tx.commit().await?;
@@ -154,6 +187,7 @@ mod tests {
                     Current {
                         id,
                         status,
+                        settled: status.settled(),
                         observed_ns,
                     },
                 )
@@ -173,7 +207,7 @@ mod tests {
             ev("es", Status::Down, 1),
             ev("es", Status::Degraded, 2),
         ];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         // In observation order: down(1), degraded(2), normal(3): all newer than nothing.
         assert_eq!(p.outcomes, [Outcome::Applied { transition: true }; 3]);
         assert_eq!(p.updates.len(), 1);
@@ -198,12 +232,12 @@ mod tests {
     fn stale_and_duplicate_events_change_nothing() {
         let current = rows(&[("es", 1, Status::Down, ns(5))]);
         let events = [ev("es", Status::Normal, 4), ev("es", Status::Normal, 5)];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         assert_eq!(p.outcomes, [Outcome::Stale, Outcome::Stale]);
         assert!(p.updates.is_empty() && p.transitions.is_empty());
 
         let events = [ev("es", Status::Normal, 6), ev("es", Status::Normal, 6)];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         assert_eq!(
             p.outcomes,
             [Outcome::Applied { transition: true }, Outcome::Stale]
@@ -214,7 +248,7 @@ mod tests {
     fn a_same_status_observation_is_applied_without_a_transition() {
         let current = rows(&[("es", 1, Status::Down, ns(1))]);
         let events = [ev("es", Status::Down, 2)];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         assert_eq!(p.outcomes, [Outcome::Applied { transition: false }]);
         assert_eq!(
             p.updates[0].failed_increment, 0,
@@ -233,7 +267,7 @@ mod tests {
             ev("es", Status::Down, 3),
             ev("es", Status::Down, 4),
         ];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         assert_eq!(p.updates[0].failed_increment, 2);
         assert_eq!(p.transitions.len(), 3);
     }
@@ -249,7 +283,7 @@ mod tests {
             ev("zz", Status::Down, 1),
             ev("a", Status::Down, 1),
         ];
-        let p = plan(&current, &events);
+        let p = plan(&current, &HashMap::new(), &events);
         assert_eq!(
             p.outcomes,
             [
@@ -260,5 +294,76 @@ mod tests {
         );
         assert_eq!(p.updates.len(), 1);
         assert_eq!(p.updates[0].id, 1);
+    }
+}
+
+#[cfg(test)]
+mod rules {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use elkservice_core::ServiceName;
+
+    fn ev(status: Status, second: i64) -> StatusEvent {
+        let mut e = StatusEvent::new(ServiceName::parse("es").unwrap(), status, false, "w");
+        e.observed_at = Utc.timestamp_opt(1_800_000_000 + second, 0).unwrap();
+        e
+    }
+
+    fn row(status: Status, settled: Option<Status>) -> HashMap<String, Current> {
+        HashMap::from([(
+            "es".to_owned(),
+            Current {
+                id: 1,
+                status,
+                settled,
+                observed_ns: None,
+            },
+        )])
+    }
+
+    #[test]
+    fn a_blip_through_unknown_or_starting_back_to_down_is_not_a_new_failure() {
+        let none = HashMap::new();
+        let events = [
+            ev(Status::Down, 1),
+            ev(Status::Unknown, 2),
+            ev(Status::Down, 3),
+            ev(Status::Starting, 4),
+            ev(Status::Down, 5),
+        ];
+        let p = plan(&row(Status::Normal, Some(Status::Normal)), &none, &events);
+        assert_eq!(p.updates[0].failed_increment, 1);
+        assert_eq!(p.updates[0].settled, Some(Status::Down));
+        assert_eq!(p.transitions.len(), 5, "every transition is still recorded");
+
+        // Across batches too: the row remembers it was down before the blip.
+        let down = [ev(Status::Down, 1)];
+        let p = plan(&row(Status::Unknown, Some(Status::Down)), &none, &down);
+        assert_eq!(p.updates[0].failed_increment, 0);
+        let p = plan(&row(Status::Unknown, Some(Status::Normal)), &none, &down);
+        assert_eq!(p.updates[0].failed_increment, 1);
+    }
+
+    #[test]
+    fn observations_made_before_a_deletion_are_stale() {
+        let deleted = HashMap::from([("es".to_owned(), ev(Status::Down, 2).observed_ns())]);
+        let events = [
+            ev(Status::Down, 1),
+            ev(Status::Normal, 2),
+            ev(Status::Normal, 3),
+        ];
+        // No row (it was deleted): the old ones are stale, not unknown services.
+        let p = plan(&HashMap::new(), &deleted, &events[..2]);
+        assert_eq!(p.outcomes, [Outcome::Stale, Outcome::Stale]);
+        // Registered again by the newer one: only that one applies.
+        let p = plan(&row(Status::Unknown, None), &deleted, &events);
+        assert_eq!(
+            p.outcomes,
+            [
+                Outcome::Stale,
+                Outcome::Stale,
+                Outcome::Applied { transition: true }
+            ]
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod health;
 pub mod metrics;
 pub mod settings;
+pub mod staleness;
 
 use consumer::Consumer;
 use elkservice_core::db;
@@ -82,6 +83,14 @@ impl Writer {
         };
         health.set_database(true);
         let pinger = tokio::spawn(watch_database(pool.clone(), health.clone()));
+        let stale_after = Duration::from_secs(self.settings.writer.stale_after_secs);
+        let staleness = (!stale_after.is_zero()).then(|| {
+            tokio::spawn(staleness::run(
+                pool.clone(),
+                stale_after,
+                self.metrics.clone(),
+            ))
+        });
         let consumer = Consumer {
             settings: self.settings,
             pool: pool.clone(),
@@ -90,6 +99,9 @@ impl Writer {
         };
         consumer.run(shutdown).await;
         pinger.abort();
+        if let Some(task) = staleness {
+            task.abort();
+        }
         pool.close().await;
         server_handle.stop(true).await;
         Ok(())

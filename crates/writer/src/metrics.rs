@@ -8,6 +8,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub applied: IntCounter,
     pub transitions: IntCounter,
+    pub silenced: IntCounter,
     pub stale: IntCounter,
     pub dead_lettered: IntCounterVec,
     pub batch_size: Histogram,
@@ -38,6 +39,11 @@ impl Metrics {
                 "Events applied (newer than the row)",
             ),
             transitions: ops::counter(&r, "transitions_total", "Status transitions recorded"),
+            silenced: ops::counter(
+                &r,
+                "services_silenced_total",
+                "Services turned unknown because their watcher went silent",
+            ),
             stale: ops::counter(
                 &r,
                 "events_stale_total",

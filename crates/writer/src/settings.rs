@@ -29,7 +29,13 @@ pub struct WriterSettings {
     /// Unacknowledged deliveries the broker may send ahead: at least `max_batch`;
     /// twice that lets a whole batch gather while the previous one commits.
     pub prefetch: u16,
+    /// A service fed by a watcher that has sent nothing about it for this long
+    /// becomes `unknown` (0: never).
+    pub stale_after_secs: u64,
 }
+
+/// A year: longer would mean off, which 0 says plainly.
+const MAX_STALE_AFTER_SECS: u64 = 365 * 24 * 3600;
 
 const WRITER_DEFAULTS: &str = r#"
 [writer]
@@ -38,6 +44,7 @@ auto_register = true
 max_batch = 2000
 linger_ms = 50
 prefetch = 4000
+stale_after_secs = 90
 "#;
 
 impl Settings {
@@ -55,6 +62,11 @@ impl Settings {
             return Err(ConfigError::Message(
                 "writer.max_batch must be at least 1".into(),
             ));
+        }
+        if s.writer.stale_after_secs > MAX_STALE_AFTER_SECS {
+            return Err(ConfigError::Message(format!(
+                "writer.stale_after_secs may be at most {MAX_STALE_AFTER_SECS} (0 turns it off)"
+            )));
         }
         if usize::from(s.writer.prefetch) < s.writer.max_batch {
             return Err(ConfigError::Message(

@@ -2,7 +2,7 @@
 //! that have no row, and write the batch's new states, each as few
 //! multi-row statements as the batch allows.
 
-use super::{name, pow2_chunks, status};
+use super::{name, optional_status, pow2_chunks, status};
 use crate::domain::Status;
 use crate::event::StatusEvent;
 use chrono::{DateTime, Utc};
@@ -14,6 +14,8 @@ use std::collections::HashMap;
 pub struct Current {
     pub id: i64,
     pub status: Status,
+    /// The last status other than `unknown` and `starting`.
+    pub settled: Option<Status>,
     /// The last applied observation, in nanoseconds since the epoch.
     pub observed_ns: Option<i64>,
 }
@@ -27,6 +29,8 @@ pub struct RowUpdate<'a> {
     pub failed_increment: u32,
     /// Set when the status changed in this batch.
     pub status_changed_at: Option<DateTime<Utc>>,
+    /// The new last status other than `unknown` and `starting`, if it changed.
+    pub settled: Option<Status>,
 }
 
 /// Lock and read the rows of `names` (sorted, distinct), keyed by name.
@@ -35,7 +39,7 @@ pub async fn lock(
     names: &[&str],
 ) -> Result<HashMap<String, Current>, sqlx::Error> {
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, observed_ns FROM elkservice \
+        "SELECT id, name, status, settled_status, observed_ns FROM elkservice \
          FORCE INDEX (uq_elkservice_name) WHERE name IN (",
     );
     // Padded to a power of two with the last name (a repeat changes nothing in
@@ -57,6 +61,7 @@ pub async fn lock(
                 Current {
                     id: r.try_get("id")?,
                     status: status(r, "status")?,
+                    settled: optional_status(r, "settled_status")?,
                     observed_ns: r.try_get("observed_ns")?,
                 },
             ))
@@ -86,17 +91,19 @@ pub async fn update(
         // Each id exists, so every line takes the ON DUPLICATE KEY UPDATE path.
         // FailedCount stops at the column's maximum instead of failing the batch.
         let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO elkservice (id, name, status, running, detail, failed_count, \
-             observed_ns, status_changed_at, last_checked_at) ",
+            "INSERT INTO elkservice (id, name, status, settled_status, running, detail, \
+             failed_count, observed_ns, watcher, status_changed_at, last_checked_at) ",
         );
         q.push_values(chunk, |mut row, u| {
             row.push_bind(u.id)
                 .push_bind(u.event.service.as_str())
                 .push_bind(u.event.status.as_str())
+                .push_bind(u.settled.map(Status::as_str))
                 .push_bind(u.event.running)
                 .push_bind(u.event.detail.as_deref())
                 .push_bind(u.failed_increment)
                 .push_bind(u.event.observed_ns())
+                .push_bind(u.event.watcher.as_str())
                 .push_bind(u.status_changed_at)
                 .push_bind(u.event.observed_at);
         });
@@ -104,11 +111,99 @@ pub async fn update(
             " ON DUPLICATE KEY UPDATE status = VALUES(status), running = VALUES(running), \
              detail = VALUES(detail), \
              failed_count = failed_count + LEAST(VALUES(failed_count), 4294967295 - failed_count), \
-             observed_ns = VALUES(observed_ns), \
+             observed_ns = VALUES(observed_ns), watcher = VALUES(watcher), \
+             settled_status = COALESCE(VALUES(settled_status), settled_status), \
              status_changed_at = COALESCE(VALUES(status_changed_at), status_changed_at), \
              last_checked_at = VALUES(last_checked_at)",
         );
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// When each of `names` was deleted through the API (nanoseconds since the
+/// epoch, by the database's clock), for those that were.
+pub async fn tombstones(
+    conn: &mut MySqlConnection,
+    names: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut deleted = HashMap::new();
+    for chunk in pow2_chunks(names) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "SELECT name, deleted_ns FROM elkservice_tombstone WHERE name IN (",
+        );
+        let mut list = q.separated(", ");
+        for name in chunk {
+            list.push_bind(*name);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            deleted.insert(name(&row)?.as_str().to_owned(), row.try_get("deleted_ns")?);
+        }
+    }
+    Ok(deleted)
+}
+
+/// A row turned `unknown` because its watcher went silent.
+#[derive(Debug, Clone)]
+pub struct Silenced {
+    pub id: i64,
+    pub from: Status,
+    pub running: bool,
+    pub detail: String,
+}
+
+/// Turn `unknown` every row fed by a watcher that has sent nothing about it
+/// since `cutoff`, and return them. Candidates are found without locks, then
+/// locked by primary key and checked again, so that writers running this at
+/// the same moment silence each row once.
+pub async fn silence_stale(
+    conn: &mut MySqlConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<Silenced>, sqlx::Error> {
+    const STALE: &str = "watcher IS NOT NULL AND status <> 'unknown' AND last_checked_at < ";
+    let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM elkservice WHERE {STALE} ? ORDER BY id LIMIT 1000"
+    ))
+    .bind(cutoff)
+    .fetch_all(&mut *conn)
+    .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, status, running, watcher, last_checked_at FROM elkservice WHERE id IN (",
+    );
+    let mut list = q.separated(", ");
+    for id in &ids {
+        list.push_bind(*id);
+    }
+    q.push(format!(") AND {STALE}"))
+        .push_bind(cutoff)
+        .push(" ORDER BY id FOR UPDATE");
+    let mut silenced = Vec::new();
+    for row in q.build().fetch_all(&mut *conn).await? {
+        let watcher: String = row.try_get("watcher")?;
+        let since: DateTime<Utc> = row.try_get("last_checked_at")?;
+        silenced.push(Silenced {
+            id: row.try_get("id")?,
+            from: status(&row, "status")?,
+            running: row.try_get("running")?,
+            detail: format!(
+                "no observation from watcher {watcher} since {}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
+    }
+    for s in &silenced {
+        sqlx::query(
+            "UPDATE elkservice SET status = 'unknown', detail = ?, status_changed_at = NOW(6) \
+             WHERE id = ?",
+        )
+        .bind(&s.detail)
+        .bind(s.id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(silenced)
 }

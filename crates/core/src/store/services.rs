@@ -66,12 +66,13 @@ pub async fn insert(
     row: RowValues<'_>,
 ) -> Result<i64, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO elkservice (id, name, status, running, failed_count, detail, status_changed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, NOW(6))",
+        "INSERT INTO elkservice (id, name, status, settled_status, running, failed_count, detail, \
+         status_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6))",
     )
     .bind(id)
     .bind(row.name.as_str())
     .bind(row.status.as_str())
+    .bind(row.status.settled().map(Status::as_str))
     .bind(row.running)
     .bind(row.failed_count)
     .bind(row.detail)
@@ -99,11 +100,13 @@ pub async fn replace(
     // status_changed_at is assigned before status: MySQL applies SET left to right.
     sqlx::query(
         "UPDATE elkservice SET status_changed_at = IF(status = ?, status_changed_at, NOW(6)), \
-         name = ?, status = ?, running = ?, failed_count = ?, detail = ? WHERE id = ?",
+         name = ?, status = ?, settled_status = COALESCE(?, settled_status), running = ?, \
+         failed_count = ?, detail = ? WHERE id = ?",
     )
     .bind(row.status.as_str())
     .bind(row.name.as_str())
     .bind(row.status.as_str())
+    .bind(row.status.settled().map(Status::as_str))
     .bind(row.running)
     .bind(row.failed_count)
     .bind(row.detail)
@@ -113,11 +116,20 @@ pub async fn replace(
     Ok(())
 }
 
-/// Delete the row (its history goes with it); false if there was none.
-pub async fn delete(conn: &mut MySqlConnection, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM elkservice WHERE id = ?")
-        .bind(id)
-        .execute(conn)
+/// Delete the row (its history goes with it) and leave a tombstone for its
+/// name, so that no observation made before now brings it back.
+pub async fn delete(conn: &mut MySqlConnection, service: &Service) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM elkservice WHERE id = ?")
+        .bind(service.id)
+        .execute(&mut *conn)
         .await?;
-    Ok(done.rows_affected() > 0)
+    sqlx::query(
+        "INSERT INTO elkservice_tombstone (name, deleted_ns) \
+         VALUES (?, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000000 AS SIGNED)) \
+         ON DUPLICATE KEY UPDATE deleted_ns = VALUES(deleted_ns)",
+    )
+    .bind(service.name.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -51,6 +51,7 @@ impl Harness {
                 poll_interval_secs: 3600.0,
                 idle_watchdog_secs: 60,
                 resync_interval_secs: 300,
+                heartbeat_secs: 30,
                 unhealthy_is_down: false,
             },
             docker: DockerSettings { host: docker_host },

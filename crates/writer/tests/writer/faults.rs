@@ -76,6 +76,7 @@ async fn a_database_outage_mid_stream_loses_nothing() {
         format!("GRANT CREATE ON `{dbn}`.* TO {accounts}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{dbn}`.`_sqlx_migrations` TO {accounts}"),
         format!("GRANT SELECT, INSERT ON `{dbn}`.`elkservice_event` TO {accounts}"),
+        format!("GRANT SELECT ON `{dbn}`.`elkservice_tombstone` TO {accounts}"),
         grant.clone(),
     ] {
         sqlx::query(&sql).execute(&mut conn).await.unwrap();
@@ -158,6 +159,8 @@ fn spawn_writer(h: &Harness, port: u16) -> Child {
         .env("DATABASE_URL", &h.db.url)
         .env("AMQP_URL", &h.vhost.url)
         .env("ELK_WRITER__LISTEN", format!("127.0.0.1:{port}"))
+        // The harness's observations are an hour old: not a silent watcher.
+        .env("ELK_WRITER__STALE_AFTER_SECS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -115,6 +115,7 @@ impl Harness {
                 max_batch: 500,
                 linger_ms: 5,
                 prefetch: 1000,
+                stale_after_secs: 0,
             },
             amqp: AmqpSettings::with_url(&self.vhost.url),
             database: DatabaseSettings {
@@ -282,4 +283,12 @@ impl Harness {
         }
         out
     }
+}
+
+/// Wait until the writer has counted `n` stale events in all.
+pub async fn eventually_stale(w: &RunningWriter, n: u64) {
+    eventually(10, "the writer to take the events as stale", || async {
+        (w.metric("events_stale_total").await >= n as f64).then_some(())
+    })
+    .await;
 }

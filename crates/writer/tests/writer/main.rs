@@ -5,3 +5,4 @@ mod faults;
 mod harness;
 mod isolation;
 mod rule;
+mod silence;

@@ -263,7 +263,7 @@ pub async fn delete(
         .await?
         .ok_or_else(|| not_found(id))?;
     if_match.check(&current)?;
-    rows::delete(&mut tx, id).await?;
+    rows::delete(&mut tx, &current).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
