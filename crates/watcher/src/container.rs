@@ -82,6 +82,44 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool) -> (Status, bool, Stri
     (status, c.running, detail.join(", "))
 }
 
+/// One status for a service whose name several containers claim (replicas, or
+/// a container started twice with the same label): all running and healthy is
+/// `normal`; none running is `down`; anything between is `degraded`, with a
+/// detail that says how many of how many are healthy. One container is
+/// reported as it is. Claims are taken as they come: whoever can start a
+/// labelled container on a watched host speaks for that name.
+pub fn combine(parts: &[(Status, bool, String)]) -> (Status, bool, String) {
+    match parts {
+        [] => (Status::Unknown, false, "no container".into()),
+        [one] => one.clone(),
+        _ => {
+            let n = parts.len();
+            let healthy = parts.iter().filter(|p| p.0 == Status::Normal).count();
+            let running = parts.iter().filter(|p| p.1).count();
+            if healthy == n {
+                (
+                    Status::Normal,
+                    true,
+                    format!("{n} of {n} containers healthy"),
+                )
+            } else if running == 0 {
+                let first = &parts[0].2;
+                (
+                    Status::Down,
+                    false,
+                    format!("none of {n} containers running ({first})"),
+                )
+            } else {
+                (
+                    Status::Degraded,
+                    true,
+                    format!("{healthy} of {n} containers healthy"),
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +170,29 @@ mod tests {
             assess(&view("running", true, "healthy"), false).2,
             "container running, healthy"
         );
+    }
+
+    #[test]
+    fn containers_sharing_a_name_make_one_status() {
+        let part = |status, running| (status, running, format!("{status}"));
+        assert_eq!(
+            combine(&[part(Status::Down, false)]),
+            part(Status::Down, false)
+        );
+        let all = combine(&[part(Status::Normal, true), part(Status::Normal, true)]);
+        assert_eq!(
+            (all.0, all.2.as_str()),
+            (Status::Normal, "2 of 2 containers healthy")
+        );
+        let some = combine(&[
+            part(Status::Normal, true),
+            part(Status::Down, false),
+            part(Status::Degraded, true),
+        ]);
+        assert_eq!((some.0, some.1), (Status::Degraded, true));
+        assert_eq!(some.2, "1 of 3 containers healthy");
+        let none = combine(&[part(Status::Down, false), part(Status::Down, false)]);
+        assert_eq!((none.0, none.1), (Status::Down, false));
+        assert!(none.2.starts_with("none of 2 containers running"));
     }
 }

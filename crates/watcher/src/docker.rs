@@ -10,7 +10,7 @@
 //! stream). When the engine cannot be reached, every container service it
 //! watched becomes `unknown`: the watcher cannot see, which is not `down`.
 
-use crate::container::{assess, ContainerView};
+use crate::container::{assess, combine, ContainerView};
 use crate::metrics::Metrics;
 use crate::observation::Observation;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -43,6 +43,40 @@ const ACTIONS: [&str; 13] = [
     "cleanup",
 ];
 
+/// The containers seen in this engine: id → the service it stands for, and
+/// what its last inspection said.
+#[derive(Default)]
+struct Known(HashMap<String, (ServiceName, (Status, bool, String))>);
+
+impl Known {
+    fn names(&self) -> Vec<ServiceName> {
+        let mut names: Vec<_> = self.0.values().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn name_of(&self, id: &str) -> Option<ServiceName> {
+        self.0.get(id).map(|(n, _)| n.clone())
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    /// What all of a service's containers say together; None if it has none.
+    fn observation(&self, name: &ServiceName) -> Option<Observation> {
+        let mut parts: Vec<_> = self.0.iter().filter(|(_, (n, _))| n == name).collect();
+        parts.sort_by(|a, b| a.0.cmp(b.0));
+        let parts: Vec<_> = parts.into_iter().map(|(_, (_, p))| p.clone()).collect();
+        if parts.is_empty() {
+            return None;
+        }
+        let (status, running, detail) = combine(&parts);
+        Some(Observation::now(name.clone(), status, running, detail))
+    }
+}
+
 pub struct DockerSource {
     pub docker: Docker,
     /// Containers named in config (container name → service), watched without a label.
@@ -64,7 +98,7 @@ enum SessionEnd {
 impl DockerSource {
     pub async fn run(self, tx: mpsc::Sender<Observation>, shutdown: watch::Receiver<bool>) {
         // Container id → service name, for containers seen in this engine.
-        let mut known: HashMap<String, ServiceName> = HashMap::new();
+        let mut known = Known::default();
         let mut retry = Retry::new(
             "container engine unreachable",
             Duration::from_millis(200),
@@ -72,21 +106,31 @@ impl DockerSource {
             &shutdown,
         );
         loop {
+            let started = tokio::time::Instant::now();
             let result = self
                 .session(&tx, &mut known, &mut shutdown.clone(), &mut retry)
                 .await;
             let e = match result {
                 Ok(SessionEnd::Shutdown) => return,
+                // A stream that the engine ends at once would otherwise be
+                // resubscribed (a list and an inspection of every container
+                // each time) in a tight loop.
+                Ok(SessionEnd::Resubscribe) if started.elapsed() < Duration::from_secs(1) => {
+                    if !retry
+                        .wait_after(&"the engine ended the event stream at once")
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(SessionEnd::Resubscribe) => continue,
                 Err(e) => e,
             };
             self.metrics.engine_connected.set(0);
             self.metrics.engine_errors.inc();
             let detail = format!("the watcher cannot reach the container engine: {e}");
-            let mut names: Vec<_> = known.values().cloned().collect();
-            names.sort();
-            names.dedup();
-            for name in names {
+            for name in known.names() {
                 let _ = tx
                     .send(Observation::now(
                         name,
@@ -105,7 +149,7 @@ impl DockerSource {
     async fn session(
         &self,
         tx: &mpsc::Sender<Observation>,
-        known: &mut HashMap<String, ServiceName>,
+        known: &mut Known,
         shutdown: &mut watch::Receiver<bool>,
         retry: &mut Retry,
     ) -> Result<SessionEnd, bollard::errors::Error> {
@@ -120,10 +164,10 @@ impl DockerSource {
         }));
         self.reconcile(tx, known).await?;
         self.metrics.engine_connected.set(1);
-        retry.succeeded();
         let mut poll = tokio::time::interval(self.poll);
         poll.tick().await;
         if !self.events {
+            retry.succeeded();
             // The stream is never polled, so it is never requested.
             loop {
                 tokio::select! {
@@ -135,15 +179,26 @@ impl DockerSource {
         loop {
             tokio::select! {
                 _ = stopping(shutdown) => return Ok(SessionEnd::Shutdown),
-                _ = poll.tick() => self.reconcile(tx, known).await?,
+                _ = poll.tick() => {
+                    self.reconcile(tx, known).await?;
+                    retry.succeeded();
+                }
                 next = tokio::time::timeout(self.idle_watchdog, events.next()) => match next {
                     Err(_idle) => {
                         self.docker.ping().await?;
                         return Ok(SessionEnd::Resubscribe);
                     }
                     Ok(None) => return Ok(SessionEnd::Resubscribe),
+                    // One event the client cannot read says nothing about the
+                    // engine or the containers: skip it, keep the stream.
+                    Ok(Some(Err(e @ (bollard::errors::Error::JsonDataError { .. }
+                    | bollard::errors::Error::JsonSerdeError { .. })))) => {
+                        tracing::warn!(error = %e, "skipping an engine event that cannot be read");
+                    }
                     Ok(Some(Err(e))) => return Err(e),
                     Ok(Some(Ok(event))) => {
+                        // The stream works: the next outage starts from the first delay.
+                        retry.succeeded();
                         let action = event.action.unwrap_or_default();
                         // Docker says `health_status: healthy`; Podman `health_status`.
                         let action = action.split(':').next().unwrap_or_default().trim();
@@ -155,7 +210,7 @@ impl DockerSource {
                         let attributes = actor.attributes.unwrap_or_default();
                         let name = self
                             .service_of(attributes.get(&self.label), attributes.get("name").map(String::as_str))
-                            .or_else(|| known.get(&id).cloned());
+                            .or_else(|| known.name_of(&id));
                         if let Some(name) = name {
                             self.inspect(tx, known, &id, name).await?;
                         }
@@ -184,23 +239,29 @@ impl DockerSource {
     async fn inspect(
         &self,
         tx: &mpsc::Sender<Observation>,
-        known: &mut HashMap<String, ServiceName>,
+        known: &mut Known,
         id: &str,
         name: ServiceName,
     ) -> Result<(), bollard::errors::Error> {
         self.metrics.inspections.inc();
         let observation = match self.docker.inspect_container(id, None).await {
             Ok(c) => {
-                known.insert(id.to_owned(), name.clone());
-                let (status, running, detail) =
-                    assess(&ContainerView::from(&c), self.unhealthy_is_down);
-                Observation::now(name, status, running, detail)
+                let assessed = assess(&ContainerView::from(&c), self.unhealthy_is_down);
+                known.0.insert(id.to_owned(), (name.clone(), assessed));
+                known.observation(&name).expect("just inserted")
             }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => {
-                known.remove(id);
-                Observation::now(name, Status::Down, false, "container removed".into())
+                // Reported once: later events of a removed container (Podman's
+                // `cleanup`, say) must not report it again, after the service
+                // may have been deleted.
+                if known.0.remove(id).is_none() {
+                    return Ok(());
+                }
+                known
+                    .observation(&name)
+                    .unwrap_or_else(|| Observation::removed(name))
             }
             // The engine answered, but with an error about this container, or with
             // a state the client does not know (Podman's transient `stopped`). The
@@ -223,7 +284,7 @@ impl DockerSource {
     async fn reconcile(
         &self,
         tx: &mpsc::Sender<Observation>,
-        known: &mut HashMap<String, ServiceName>,
+        known: &mut Known,
     ) -> Result<(), bollard::errors::Error> {
         // Unfiltered when containers are also named in config; else only the labelled.
         let filters = self
@@ -246,22 +307,14 @@ impl DockerSource {
                 listed.insert(id, name);
             }
         }
-        let gone: Vec<_> = known
-            .keys()
-            .filter(|id| !listed.contains_key(*id))
-            .cloned()
-            .collect();
-        for id in gone {
-            if let Some(name) = known.remove(&id) {
-                if !listed.values().any(|n| *n == name) {
-                    let _ = tx
-                        .send(Observation::now(
-                            name,
-                            Status::Down,
-                            false,
-                            "container removed".into(),
-                        ))
-                        .await;
+        for id in known.ids() {
+            if listed.contains_key(&id) {
+                continue;
+            }
+            if let Some((name, _)) = known.0.remove(&id) {
+                // A service with containers left is reported by their inspection below.
+                if !listed.values().any(|n| *n == name) && known.observation(&name).is_none() {
+                    let _ = tx.send(Observation::removed(name)).await;
                 }
             }
         }

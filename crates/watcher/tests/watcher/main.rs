@@ -8,7 +8,9 @@ mod probes;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
-use elkservice_testkit::{consume_events, eventually, podman, run_labelled, Container, TestVhost};
+use elkservice_testkit::{
+    consume_events, eventually, podman, run_labelled, Container, TestVhost, IMAGE,
+};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
@@ -217,4 +219,44 @@ async fn a_change_during_a_broker_outage_is_published_after_it() {
     podman(&["kill", &c.0]);
     h.expect("nginx", "down after the outage", |e| e.status == Down)
         .await;
+}
+
+#[tokio::test]
+async fn containers_that_share_a_name_are_reported_as_one_service() {
+    let mut h = Harness::new().await;
+    let _stop = h.start(h.settings(docker_host()));
+    let label = format!("{}=api", h.label);
+    let replica = |i: u32| {
+        let name = format!("{}-api-{i}", h.label.replace('.', "-"));
+        let guard = Container(name.clone());
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            IMAGE,
+            "/bin/sleep",
+            "1000",
+        ]);
+        guard
+    };
+    let (a, b) = (replica(1), replica(2));
+    h.expect("api", "both healthy", |e| {
+        e.status == Normal && e.detail.as_deref() == Some("2 of 2 containers healthy")
+    })
+    .await;
+
+    podman(&["kill", &a.0]);
+    let e = h.expect("api", "degraded", |e| e.status == Degraded).await;
+    assert!(e.running);
+    assert_eq!(e.detail.as_deref(), Some("1 of 2 containers healthy"));
+
+    podman(&["kill", &b.0]);
+    let e = h.expect("api", "down", |e| e.status == Down).await;
+    assert!(e
+        .detail
+        .unwrap()
+        .starts_with("none of 2 containers running"));
 }
