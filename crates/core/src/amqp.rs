@@ -20,6 +20,11 @@ pub struct AmqpSettings {
     /// Exchange and queue for messages the writer cannot apply.
     pub dead_exchange: String,
     pub dead_queue: String,
+    /// The dead-letter queue keeps at most this many messages (the oldest go
+    /// first), so that a flood of bad events cannot fill the broker's disk.
+    pub dead_max_length: u32,
+    /// And each for at most this long.
+    pub dead_ttl_secs: u32,
 }
 
 impl AmqpSettings {
@@ -30,6 +35,8 @@ exchange = "elkservice.status"
 queue = "elkservice.writer"
 dead_exchange = "elkservice.dead"
 dead_queue = "elkservice.dead"
+dead_max_length = 100000
+dead_ttl_secs = 1209600
 "#;
 }
 
@@ -76,7 +83,8 @@ pub async fn declare_exchange(channel: &Channel, s: &AmqpSettings) -> lapin::Res
 
 /// Declare everything: the status exchange, the writer's queue bound to
 /// `status.#` and dead-lettered to `dead_exchange`, and the dead-letter queue.
-pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> lapin::Result<()> {
+pub async fn declare_topology(conn: &Connection, s: &AmqpSettings) -> lapin::Result<()> {
+    let channel = &conn.create_channel().await?;
     declare_exchange(channel, s).await?;
     channel
         .exchange_declare(
@@ -90,9 +98,7 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> lapin::Res
         durable: true,
         ..Default::default()
     };
-    channel
-        .queue_declare(s.dead_queue.as_str().into(), durable, FieldTable::default())
-        .await?;
+    declare_dead_queue(conn, s).await?;
     channel
         .queue_bind(
             s.dead_queue.as_str().into(),
@@ -118,5 +124,51 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> lapin::Res
             QueueBindOptions::default(),
             FieldTable::default(),
         )
+        .await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+    Ok(())
+}
+
+/// The dead-letter queue, bounded in length and age. A queue declared by an
+/// older version without the bounds cannot be redeclared with them (the broker
+/// refuses other arguments and closes the channel): it is then used as it is,
+/// with a warning that says how to bound it.
+async fn declare_dead_queue(conn: &Connection, s: &AmqpSettings) -> lapin::Result<()> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(s.dead_max_length.into()),
+    );
+    args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(i64::from(s.dead_ttl_secs) * 1000),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    // On a channel of its own, which the broker closes if it refuses.
+    let own = conn.create_channel().await?;
+    match own
+        .queue_declare(s.dead_queue.as_str().into(), durable, args)
         .await
+    {
+        Ok(_) => {
+            let _ = own.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(e) if is_precondition_failed(&e) => {
+            tracing::warn!(
+                queue = %s.dead_queue,
+                "the dead-letter queue exists without a length and age limit; \
+                 set a policy (max-length, message-ttl) or delete it empty to have them"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    e.to_string().contains("PRECONDITION_FAILED")
 }

@@ -235,9 +235,8 @@ impl TestVhost {
         }
     }
 
-    /// A queue's message counts `(ready, unacknowledged)` from the management API.
-    /// The API's counts lag the broker by up to its stats interval: poll them.
-    pub async fn queue_counts(&self, queue: &str) -> Option<(u64, u64)> {
+    /// What the management API says of a queue (None if it has no such queue).
+    pub async fn queue_info(&self, queue: &str) -> Option<serde_json::Value> {
         let (muser, mpass) = management_credentials();
         let res = reqwest::Client::new()
             .get(format!(
@@ -249,7 +248,16 @@ impl TestVhost {
             .send()
             .await
             .ok()?;
-        let v: serde_json::Value = res.json().await.ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        res.json().await.ok()
+    }
+
+    /// A queue's message counts `(ready, unacknowledged)` from the management API.
+    /// The API's counts lag the broker by up to its stats interval: poll them.
+    pub async fn queue_counts(&self, queue: &str) -> Option<(u64, u64)> {
+        let v = self.queue_info(queue).await?;
         Some((
             v["messages_ready"].as_u64()?,
             v["messages_unacknowledged"].as_u64()?,

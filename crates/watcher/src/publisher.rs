@@ -133,7 +133,7 @@ impl Publisher {
             .await?;
         // The whole topology, not just the exchange: events published before the
         // writer's first start then wait in its queue instead of being unroutable.
-        amqp::declare_topology(&channel, &self.amqp).await?;
+        amqp::declare_topology(&conn, &self.amqp).await?;
         self.metrics.broker_connected.set(1);
         retry.succeeded();
         tracing::info!("publishing to the broker");

@@ -141,7 +141,7 @@ async fn publisher(vhost: &TestVhost) -> (lapin::Connection, Channel) {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    amqp::declare_topology(&ch, &AmqpSettings::with_url(&vhost.url))
+    amqp::declare_topology(&conn, &AmqpSettings::with_url(&vhost.url))
         .await
         .unwrap();
     (conn, ch)

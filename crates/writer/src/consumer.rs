@@ -94,7 +94,7 @@ impl Consumer {
             .await
             .context("cannot connect to the broker")?;
         let channel = conn.create_channel().await?;
-        amqp::declare_topology(&channel, &s.amqp)
+        amqp::declare_topology(&conn, &s.amqp)
             .await
             .context("declaring the topology")?;
         channel

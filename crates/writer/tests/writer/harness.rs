@@ -96,7 +96,7 @@ impl Harness {
             .await
             .unwrap();
         // The queue must exist before anything is published, or it would be unroutable.
-        amqp::declare_topology(&publisher, &AmqpSettings::with_url(&vhost.url))
+        amqp::declare_topology(&conn, &AmqpSettings::with_url(&vhost.url))
             .await
             .unwrap();
         Harness {

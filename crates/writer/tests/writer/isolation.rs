@@ -100,3 +100,42 @@ async fn failed_count_stops_at_its_maximum_instead_of_failing() {
     assert!(h.dead_letters().await.is_empty());
     w.stop().await;
 }
+
+#[tokio::test]
+async fn the_dead_letter_queue_is_bounded_in_length_and_age() {
+    let h = Harness::new().await;
+    let info = h.vhost.queue_info("elkservice.dead").await.unwrap();
+    assert_eq!(info["arguments"]["x-max-length"], 100_000, "{info}");
+    assert_eq!(
+        info["arguments"]["x-message-ttl"], 1_209_600_000_u64,
+        "{info}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_declared_without_bounds_is_still_used() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::FieldTable;
+    // As an older version left it: no bounds.
+    let vhost = elkservice_testkit::TestVhost::create().await;
+    let conn = elkservice_core::amqp::connect(&vhost.url, "old")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("elkservice.dead".into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    let settings = elkservice_core::amqp::AmqpSettings::with_url(&vhost.url);
+    elkservice_core::amqp::declare_topology(&conn, &settings)
+        .await
+        .expect("the old queue is accepted as it is");
+    let info = vhost.queue_info("elkservice.writer").await.unwrap();
+    assert_eq!(
+        info["arguments"]["x-dead-letter-exchange"],
+        "elkservice.dead"
+    );
+}
