@@ -190,6 +190,8 @@ pub struct TestVhost {
     pub name: String,
     /// An AMQP URL into the vhost.
     pub url: String,
+    /// Users made with [`TestVhost::user`], deleted with the vhost.
+    users: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestVhost {
@@ -232,6 +234,7 @@ impl TestVhost {
         TestVhost {
             url: format!("{base}/{name}"),
             name,
+            users: Default::default(),
         }
     }
 
@@ -262,6 +265,58 @@ impl TestVhost {
             v["messages_ready"].as_u64()?,
             v["messages_unacknowledged"].as_u64()?,
         ))
+    }
+}
+
+/// A broker user of a test's own, with permissions on its vhost only.
+pub struct TestUser {
+    pub name: String,
+    /// An AMQP URL into the vhost as this user.
+    pub url: String,
+}
+
+impl TestVhost {
+    /// A user named after `role` and this vhost, with `[configure, write, read]`
+    /// permissions here; deleted with the vhost's guard.
+    pub async fn user(&self, role: &str, permissions: [&String; 3]) -> TestUser {
+        let (muser, mpass) = management_credentials();
+        let name = format!("{role}-{}", self.short_id());
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let client = reqwest::Client::new();
+        let api = rabbitmq_api();
+        let res = client
+            .put(format!("{api}/api/users/{name}"))
+            .basic_auth(&muser, Some(&mpass))
+            .json(&serde_json::json!({"password": password, "tags": ""}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "creating user {name}: {}",
+            res.status()
+        );
+        let [configure, write, read] = permissions;
+        let res = client
+            .put(format!("{api}/api/permissions/{}/{name}", self.name))
+            .basic_auth(&muser, Some(&mpass))
+            .json(&serde_json::json!({"configure": configure, "write": write, "read": read}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "permissions of {name}: {}",
+            res.status()
+        );
+        self.users.lock().unwrap().push(name.clone());
+        let (base, _) = amqp_base();
+        let host = base.rsplit_once('@').map_or(base.as_str(), |(_, h)| h);
+        let host = host.trim_start_matches("amqp://");
+        TestUser {
+            url: format!("amqp://{name}:{password}@{host}/{}", self.name),
+            name,
+        }
     }
 }
 
@@ -312,14 +367,21 @@ impl TestVhost {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let url = format!("{}/api/vhosts/{}", rabbitmq_api(), self.name);
+        let api = rabbitmq_api();
+        let mut urls = vec![format!("{api}/api/vhosts/{}", self.name)];
+        for user in self.users.lock().unwrap().drain(..) {
+            urls.push(format!("{api}/api/users/{user}"));
+        }
         block_on_thread(async move {
             let (muser, mpass) = management_credentials();
-            let _ = reqwest::Client::new()
-                .delete(url)
-                .basic_auth(&muser, Some(&mpass))
-                .send()
-                .await;
+            let client = reqwest::Client::new();
+            for url in urls {
+                let _ = client
+                    .delete(url)
+                    .basic_auth(&muser, Some(&mpass))
+                    .send()
+                    .await;
+            }
         });
     }
 }

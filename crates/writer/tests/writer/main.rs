@@ -4,5 +4,6 @@
 mod faults;
 mod harness;
 mod isolation;
+mod permissions;
 mod rule;
 mod silence;
