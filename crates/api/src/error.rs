@@ -19,6 +19,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("conflict")]
     Conflict(String),
+    #[error("gone")]
+    Gone(String),
     #[error("precondition failed")]
     PreconditionFailed(String),
     #[error("request body too large")]
@@ -55,6 +57,7 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::PreconditionFailed(m)
+            | ApiError::Gone(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m) => Value::String(m.clone()),
             ApiError::Unauthorized(m) => Value::String((*m).to_owned()),
@@ -87,6 +90,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

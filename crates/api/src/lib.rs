@@ -22,3 +22,4 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod uptime;

@@ -2,7 +2,8 @@
 //! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
 
 use crate::error::ErrorBody;
-use crate::routes::{health, services};
+use crate::routes::{changes, health, services, stream, uptime};
+use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -23,11 +24,14 @@ use utoipa::{Modify, OpenApi};
         services::replace,
         services::delete,
         services::events,
+        changes::changes,
+        stream::stream,
+        uptime::uptime,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),

@@ -25,6 +25,8 @@ pub struct ApiSettings {
     pub auth_reads: bool,
     /// Seconds that in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Days the change feed keeps its entries (at least 1).
+    pub feed_retention_days: u32,
 }
 
 const API_DEFAULTS: &str = r#"
@@ -33,6 +35,7 @@ listen = "127.0.0.1:8080"
 keys = ""
 auth_reads = false
 shutdown_timeout_secs = 30
+feed_retention_days = 30
 "#;
 
 impl Settings {
@@ -44,6 +47,12 @@ impl Settings {
             LogSettings::DEFAULTS,
         ]
         .concat();
-        config::load(&defaults, file, &[config::DATABASE_URL])
+        let s: Settings = config::load(&defaults, file, &[config::DATABASE_URL])?;
+        if !(1..=3650).contains(&s.api.feed_retention_days) {
+            return Err(ConfigError::Message(
+                "api.feed_retention_days must be from 1 to 3650".into(),
+            ));
+        }
+        Ok(s)
     }
 }

@@ -3,6 +3,7 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::observe::observe;
+use crate::routes::changes::{retention, FeedHub};
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
 use crate::{openapi, routes};
@@ -39,11 +40,13 @@ impl Application {
             tracing::warn!("api.keys is empty: every write will be refused with 401");
         }
         let state = web::Data::new(AppState {
-            pool,
+            pool: pool.clone(),
             keys: api.keys.clone(),
             auth_reads: api.auth_reads,
             metrics: Metrics::new(pool_max),
+            feed: FeedHub::start(pool.clone()),
         });
+        tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days));
         let spec = openapi::spec();
         let server = HttpServer::new(move || {
             App::new()

@@ -3,6 +3,7 @@
 
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::routes::changes::FeedHub;
 use sqlx::MySqlPool;
 
 pub struct AppState {
@@ -10,4 +11,5 @@ pub struct AppState {
     pub keys: KeyRing,
     pub auth_reads: bool,
     pub metrics: Metrics,
+    pub feed: FeedHub,
 }

@@ -119,7 +119,7 @@ impl fmt::Display for Status {
 
 /// A row of the `elkservice` table, as clients see it. Field names keep the
 /// seed's Beego JSON names; added fields use the same PascalCase style.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Service {
     #[schema(example = 1)]

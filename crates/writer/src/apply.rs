@@ -13,9 +13,11 @@
 //! [`plan`] is the pure decision; [`apply_batch`] runs the statements around it,
 //! which live with the tables in `elkservice_core::store::observations`.
 
+use chrono::{DateTime, Utc};
+use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
-use elkservice_core::store::{history, HistoryRow};
-use elkservice_core::{Status, StatusEvent};
+use elkservice_core::store::{history, services, HistoryRow};
+use elkservice_core::{Service, Status, StatusEvent};
 use sqlx::MySqlPool;
 use std::collections::HashMap;
 
@@ -36,6 +38,21 @@ pub struct Plan<'a> {
     pub outcomes: Vec<Outcome>,
     pub updates: Vec<RowUpdate<'a>>,
     pub transitions: Vec<HistoryRow<'a>>,
+    /// What clients see change, in order: each a feed entry.
+    pub changes: Vec<PlannedChange<'a>>,
+}
+
+/// A change to a row that the feed records: a transition, or a new
+/// `Running`/`Detail` with the same status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedChange<'a> {
+    pub service_id: i64,
+    pub kind: ChangeKind,
+    pub from: Status,
+    pub event: &'a StatusEvent,
+    /// FailedCount increments in this batch up to and including this change.
+    pub failed_so_far: u32,
+    pub status_changed_at: Option<DateTime<Utc>>,
 }
 
 /// Decide what the batch does to the rows in `current` (keyed by name).
@@ -68,7 +85,7 @@ pub fn plan<'a>(
             }
             continue;
         };
-        let mut state = *row;
+        let mut state = row.clone();
         state.observed_ns = state.observed_ns.max(deleted_ns);
         let mut update: Option<RowUpdate> = None;
         for &i in group {
@@ -78,6 +95,8 @@ pub fn plan<'a>(
                 continue; // stays Stale
             }
             let transition = event.status != state.status;
+            let updated =
+                !transition && (event.running != state.running || event.detail != state.detail);
             plan.outcomes[i] = Outcome::Applied { transition };
             let u = update.get_or_insert(RowUpdate {
                 id: state.id,
@@ -108,6 +127,25 @@ pub fn plan<'a>(
                 state.settled = Some(settled);
                 u.settled = Some(settled);
             }
+            if transition {
+                state.status_changed_at = Some(event.observed_at);
+            }
+            if transition || updated {
+                plan.changes.push(PlannedChange {
+                    service_id: state.id,
+                    kind: if transition {
+                        ChangeKind::Transition
+                    } else {
+                        ChangeKind::Updated
+                    },
+                    from: state.status,
+                    event,
+                    failed_so_far: u.failed_increment,
+                    status_changed_at: state.status_changed_at,
+                });
+            }
+            state.running = event.running;
+            state.detail.clone_from(&event.detail);
             state.status = event.status;
             state.observed_ns = Some(ns);
         }
@@ -149,16 +187,85 @@ pub async fn apply_batch(
             None => true,
         })
         .collect();
+    let mut created = Vec::new();
     if auto_register && !register.is_empty() {
-        observations::register(&mut tx, &register).await?;
+        created = observations::register(&mut tx, &register).await?;
         current.extend(observations::lock(&mut tx, &register).await?);
     }
 
     let plan = plan(&current, &deleted, events);
     observations::update(&mut tx, &plan.updates).await?;
     history::insert(&mut tx, &plan.transitions).await?;
+    let created: Vec<i64> = created.iter().map(|n| current[*n].id).collect();
+    let entries = feed_entries(&mut tx, &plan, &created).await?;
+    feed::record(&mut tx, &entries).await?;
     tx.commit().await?;
     Ok(plan.outcomes)
+}
+
+/// The feed entries of a batch: a creation for each row it registered, then
+/// each change, with the row as a client would have read it just after. The
+/// rows are read once, after the batch; a row's earlier states in the batch
+/// differ from its last only in what the events and the failure count say.
+async fn feed_entries(
+    tx: &mut sqlx::MySqlConnection,
+    plan: &Plan<'_>,
+    created: &[i64],
+) -> Result<Vec<NewChange>, sqlx::Error> {
+    let mut ids: Vec<i64> = plan.changes.iter().map(|c| c.service_id).collect();
+    ids.extend_from_slice(created);
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = services::fetch_many(tx, &ids).await?;
+    let increments: HashMap<i64, u32> = plan
+        .updates
+        .iter()
+        .map(|u| (u.id, u.failed_increment))
+        .collect();
+    let mut entries = Vec::with_capacity(created.len() + plan.changes.len());
+    for id in created {
+        let row = &rows[id];
+        entries.push(NewChange {
+            kind: ChangeKind::Created,
+            service_id: *id,
+            name: row.name.clone(),
+            at: row.created_at,
+            from: None,
+            service: Some(Service {
+                status: Status::Unknown,
+                running: false,
+                failed_count: 0,
+                detail: None,
+                status_changed_at: None,
+                last_checked_at: None,
+                ..row.clone()
+            }),
+        });
+    }
+    for c in &plan.changes {
+        let row = &rows[&c.service_id];
+        let later = increments.get(&c.service_id).copied().unwrap_or(0) - c.failed_so_far;
+        entries.push(NewChange {
+            kind: c.kind,
+            service_id: c.service_id,
+            name: row.name.clone(),
+            at: c.event.observed_at,
+            from: Some(c.from),
+            service: Some(Service {
+                status: c.event.status,
+                running: c.event.running,
+                failed_count: row.failed_count.saturating_sub(later),
+                detail: c.event.detail.clone(),
+                status_changed_at: c.status_changed_at,
+                last_checked_at: Some(c.event.observed_at),
+                ..row.clone()
+            }),
+        });
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -187,6 +294,9 @@ mod tests {
                     Current {
                         id,
                         status,
+                        running: false,
+                        detail: None,
+                        status_changed_at: None,
                         settled: status.settled(),
                         observed_ns,
                     },
@@ -315,6 +425,9 @@ mod rules {
             Current {
                 id: 1,
                 status,
+                running: false,
+                detail: None,
+                status_changed_at: None,
                 settled,
                 observed_ns: None,
             },

@@ -9,8 +9,9 @@
 
 use crate::metrics::Metrics;
 use chrono::Utc;
+use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations;
-use elkservice_core::store::{history, HistoryRow};
+use elkservice_core::store::{history, services, HistoryRow};
 use elkservice_core::Status;
 use sqlx::MySqlPool;
 use std::time::Duration;
@@ -58,6 +59,20 @@ pub async fn silence(pool: &MySqlPool, stale_after: Duration) -> Result<usize, s
         })
         .collect();
     history::insert(&mut tx, &rows).await?;
+    let ids: Vec<i64> = silenced.iter().map(|s| s.id).collect();
+    let now = services::fetch_many(&mut tx, &ids).await?;
+    let changes: Vec<NewChange> = silenced
+        .iter()
+        .map(|s| NewChange {
+            kind: ChangeKind::Transition,
+            service_id: s.id,
+            name: s.name.clone(),
+            at: Utc::now(),
+            from: Some(s.from),
+            service: now.get(&s.id).cloned(),
+        })
+        .collect();
+    feed::record(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(silenced.len())
 }

@@ -1,7 +1,10 @@
 //! HTTP routes: the service resource and the operational endpoints.
 
+pub mod changes;
 pub mod health;
 pub mod services;
+pub mod stream;
+pub mod uptime;
 
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
@@ -16,13 +19,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(services::list))
                         .route(web::post().to(services::create)),
                 )
+                // Before `/{Id}`, which would take `changes` for an Id.
+                .service(resource("/changes", "GET").route(web::get().to(changes::changes)))
+                .service(resource("/stream", "GET").route(web::get().to(stream::stream)))
                 .service(
                     resource("/{Id}", "GET, PUT, DELETE")
                         .route(web::get().to(services::get))
                         .route(web::put().to(services::replace))
                         .route(web::delete().to(services::delete)),
                 )
-                .service(resource("/{Id}/events", "GET").route(web::get().to(services::events))),
+                .service(resource("/{Id}/events", "GET").route(web::get().to(services::events)))
+                .service(resource("/{Id}/uptime", "GET").route(web::get().to(uptime::uptime))),
         );
     }
     cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))

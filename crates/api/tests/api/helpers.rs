@@ -18,6 +18,7 @@ pub fn test_settings(database_url: String) -> Settings {
             keys: KeyRing::parse([digest(KEY).as_str()]).unwrap(),
             auth_reads: false,
             shutdown_timeout_secs: 1,
+            feed_retention_days: 30,
         },
         database: DatabaseSettings {
             url: database_url,

@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
 
+/// The columns of `elkservice_event` that make a [`ServiceEvent`].
+const EVENT_COLUMNS: &str =
+    "id, service_id, from_status, status, running, detail, observed_at, source";
+
 /// One transition to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow<'a> {
@@ -78,13 +82,41 @@ pub async fn page(
     limit: u32,
     offset: u64,
 ) -> Result<Vec<ServiceEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, service_id, from_status, status, running, detail, observed_at, source \
-         FROM elkservice_event WHERE service_id = ? ORDER BY observed_at DESC, id DESC LIMIT ? OFFSET ?",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM elkservice_event WHERE service_id = ? \
+         ORDER BY observed_at DESC, id DESC LIMIT ? OFFSET ?"
+    ))
     .bind(service_id)
     .bind(limit)
     .bind(offset)
     .fetch_all(conn)
     .await
+}
+
+/// A service's transitions that decide its statuses in `[from, to)`: the last
+/// one at or before `from` (None if there is none), then those inside, in order.
+pub async fn window(
+    conn: &mut MySqlConnection,
+    service_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Option<ServiceEvent>, Vec<ServiceEvent>), sqlx::Error> {
+    let before: Option<ServiceEvent> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM elkservice_event WHERE service_id = ? AND observed_at <= ? \
+         ORDER BY observed_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(service_id)
+    .bind(from)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let inside = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM elkservice_event WHERE service_id = ? AND observed_at > ? \
+         AND observed_at < ? ORDER BY observed_at, id"
+    ))
+    .bind(service_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok((before, inside))
 }

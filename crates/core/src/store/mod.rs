@@ -6,7 +6,9 @@
 //! - [`services`]: reading and changing rows one at a time (the api).
 //! - [`observations`]: the writer's locking read and its batched statements.
 //! - [`history`]: the transitions table, written by both and read by the api.
+//! - [`feed`]: the change feed, every change numbered in commit order.
 
+pub mod feed;
 pub mod history;
 pub mod observations;
 pub mod services;

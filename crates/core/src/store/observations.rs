@@ -10,10 +10,13 @@ use sqlx::{MySql, MySqlConnection, QueryBuilder, Row};
 use std::collections::HashMap;
 
 /// A service's row as a batch finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
     pub id: i64,
     pub status: Status,
+    pub running: bool,
+    pub detail: Option<String>,
+    pub status_changed_at: Option<DateTime<Utc>>,
     /// The last status other than `unknown` and `starting`.
     pub settled: Option<Status>,
     /// The last applied observation, in nanoseconds since the epoch.
@@ -39,7 +42,8 @@ pub async fn lock(
     names: &[&str],
 ) -> Result<HashMap<String, Current>, sqlx::Error> {
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, settled_status, observed_ns FROM elkservice \
+        "SELECT id, name, status, running, detail, status_changed_at, settled_status, observed_ns \
+         FROM elkservice \
          FORCE INDEX (uq_elkservice_name) WHERE name IN (",
     );
     // Padded to a power of two with the last name (a repeat changes nothing in
@@ -61,6 +65,9 @@ pub async fn lock(
                 Current {
                     id: r.try_get("id")?,
                     status: status(r, "status")?,
+                    running: r.try_get("running")?,
+                    detail: r.try_get("detail")?,
+                    status_changed_at: r.try_get("status_changed_at")?,
                     settled: optional_status(r, "settled_status")?,
                     observed_ns: r.try_get("observed_ns")?,
                 },
@@ -69,17 +76,26 @@ pub async fn lock(
         .collect()
 }
 
-/// Create a row (status `unknown`, never observed) for each name.
-pub async fn register(conn: &mut MySqlConnection, names: &[&str]) -> Result<(), sqlx::Error> {
-    for chunk in pow2_chunks(names) {
+/// Create a row (status `unknown`, never observed) for each name, and return
+/// the names this call created. One statement each: new services are rare,
+/// and only so can a name that another writer registered at the same moment
+/// be told apart (its creation is that writer's feed entry, not this one's).
+pub async fn register<'a>(
+    conn: &mut MySqlConnection,
+    names: &[&'a str],
+) -> Result<Vec<&'a str>, sqlx::Error> {
+    let mut created = Vec::new();
+    for name in names {
         // IGNORE: another writer may register the same name at the same moment.
-        let mut q = QueryBuilder::<MySql>::new("INSERT IGNORE INTO elkservice (name) ");
-        q.push_values(chunk, |mut row, name| {
-            row.push_bind(*name);
-        });
-        q.build().execute(&mut *conn).await?;
+        let done = sqlx::query("INSERT IGNORE INTO elkservice (name) VALUES (?)")
+            .bind(*name)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 1 {
+            created.push(*name);
+        }
     }
-    Ok(())
+    Ok(created)
 }
 
 /// Write each row's new state.
@@ -147,6 +163,7 @@ pub async fn tombstones(
 /// A row turned `unknown` because its watcher went silent.
 #[derive(Debug, Clone)]
 pub struct Silenced {
+    pub name: crate::domain::ServiceName,
     pub id: i64,
     pub from: Status,
     pub running: bool,
@@ -172,7 +189,7 @@ pub async fn silence_stale(
         return Ok(Vec::new());
     }
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, status, running, watcher, last_checked_at FROM elkservice WHERE id IN (",
+        "SELECT id, name, status, running, watcher, last_checked_at FROM elkservice WHERE id IN (",
     );
     let mut list = q.separated(", ");
     for id in &ids {
@@ -186,6 +203,7 @@ pub async fn silence_stale(
         let watcher: String = row.try_get("watcher")?;
         let since: DateTime<Utc> = row.try_get("last_checked_at")?;
         silenced.push(Silenced {
+            name: name(&row)?,
             id: row.try_get("id")?,
             from: status(&row, "status")?,
             running: row.try_get("running")?,

@@ -51,6 +51,28 @@ pub async fn fetch(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service
     .await
 }
 
+/// The rows of `ids` that exist, by Id.
+pub async fn fetch_many(
+    conn: &mut MySqlConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(256) {
+        let mut q = select();
+        q.push(" WHERE id IN (");
+        // Padded to a power of two with a repeat, for few statement shapes.
+        let mut list = q.separated(", ");
+        for i in 0..chunk.len().next_power_of_two() {
+            list.push_bind(chunk[i.min(chunk.len() - 1)]);
+        }
+        q.push(")");
+        for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
+            found.insert(service.id, service);
+        }
+    }
+    Ok(found)
+}
+
 pub async fn exists(conn: &mut MySqlConnection, id: i64) -> Result<bool, sqlx::Error> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM elkservice WHERE id = ?")
         .bind(id)

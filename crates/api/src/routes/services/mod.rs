@@ -16,8 +16,10 @@ use crate::listing::{self, ListParams, Listing};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use dto::{NewService, PageParams, ServiceFields, ServiceUpdate, MAX_CLIENT_ID};
 use elkservice_core::domain::DETAIL_MAX_LEN;
+use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::services::{self as rows, RowValues};
 use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceEvent, Status};
@@ -57,6 +59,36 @@ fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header(header::ETag(etag(service)));
     response
+}
+
+/// A feed entry for a change made through the API.
+fn change(
+    kind: ChangeKind,
+    from: Option<Status>,
+    service: &Service,
+    at: DateTime<Utc>,
+) -> NewChange {
+    NewChange {
+        kind,
+        service_id: service.id,
+        name: service.name.clone(),
+        at,
+        from,
+        service: Some(service.clone()),
+    }
+}
+
+/// What an edit through the API was to a client: a transition if the status
+/// changed, an update if anything else it sees did, nothing otherwise.
+fn edit_kind(before: &Service, after: &Service) -> Option<ChangeKind> {
+    let seen = |s: &Service| (s.name.clone(), s.running, s.failed_count, s.detail.clone());
+    if before.status != after.status {
+        Some(ChangeKind::Transition)
+    } else if seen(before) != seen(after) {
+        Some(ChangeKind::Updated)
+    } else {
+        None
+    }
 }
 
 /// The history row for a change made through the API, now.
@@ -147,6 +179,8 @@ pub async fn create(
         .await?
         .ok_or_else(|| not_found(id))?;
     history::insert(&mut tx, &[api_transition(&service, None)]).await?;
+    let created = change(ChangeKind::Created, None, &service, service.created_at);
+    feed::record(&mut tx, &[created]).await?;
     tx.commit().await?;
 
     let location = format!("{}/{id}", req.path().trim_end_matches('/'));
@@ -233,6 +267,10 @@ pub async fn replace(
     if before.status != service.status {
         history::insert(&mut tx, &[api_transition(&service, Some(before.status))]).await?;
     }
+    if let Some(kind) = edit_kind(&before, &service) {
+        let edited = change(kind, Some(before.status), &service, service.updated_at);
+        feed::record(&mut tx, &[edited]).await?;
+    }
     tx.commit().await?;
     Ok(with_etag(&service).json(service))
 }
@@ -264,6 +302,16 @@ pub async fn delete(
         .ok_or_else(|| not_found(id))?;
     if_match.check(&current)?;
     rows::delete(&mut tx, &current).await?;
+    let deleted = NewChange {
+        service: None,
+        ..change(
+            ChangeKind::Deleted,
+            Some(current.status),
+            &current,
+            Utc::now(),
+        )
+    };
+    feed::record(&mut tx, &[deleted]).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

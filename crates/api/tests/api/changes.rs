@@ -1,0 +1,153 @@
+//! The change feed: every change through the API is an entry, numbered in
+//! commit order, readable from a cursor, held open with `wait`.
+
+use crate::helpers::{assert_error, spawn_app, TestApp};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn changes(app: &TestApp, query: &str) -> (Vec<Value>, i64) {
+    let res = app
+        .get(&format!("/elkservice/changes?{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let last: i64 = res.headers()["x-last-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (res.json().await.unwrap(), last)
+}
+
+#[tokio::test]
+async fn every_change_through_the_api_is_an_entry_in_commit_order() {
+    let app = spawn_app().await;
+    let created = app.create("kibana", "normal").await;
+    let id = created["Id"].as_i64().unwrap();
+    let body = |status: &str, detail: &str| json!({"Name": "kibana", "Status": status, "Running": true, "FailedCount": 0, "Detail": detail});
+    let down: Value = app
+        .put_service(id, body("down", ""))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.put_service(id, body("down", "edited")).await;
+    app.put_service(id, body("down", "edited")).await; // changes nothing: no entry
+    let res = app
+        .authed(reqwest::Method::DELETE, &format!("/elkservice/{id}"))
+        .send()
+        .await;
+    assert_eq!(res.unwrap().status(), 204);
+
+    let (entries, last) = changes(&app, "since=0").await;
+    let kinds: Vec<_> = entries
+        .iter()
+        .map(|e| e["Kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "transition", "updated", "deleted"]);
+    let seqs: Vec<_> = entries.iter().map(|e| e["Seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(last, 4);
+    assert_eq!(entries[0]["Service"], created);
+    assert_eq!(entries[0]["FromStatus"], Value::Null);
+    assert_eq!(
+        entries[1]["Service"], down,
+        "the row as GET returned it then"
+    );
+    assert_eq!(entries[1]["FromStatus"], "normal");
+    assert_eq!(entries[2]["Service"]["Detail"], "edited");
+    assert_eq!(entries[3]["Service"], Value::Null);
+    assert_eq!(entries[3]["FromStatus"], "down");
+    for e in &entries {
+        assert_eq!(
+            (e["Id"].as_i64(), e["Name"].as_str()),
+            (Some(id), Some("kibana"))
+        );
+        assert!(e["At"].is_string());
+    }
+
+    // A cursor and a limit.
+    let (page, _) = changes(&app, "since=1&limit=2").await;
+    assert_eq!(
+        page.iter()
+            .map(|e| e["Seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let (none, last) = changes(&app, "since=4").await;
+    assert!(none.is_empty());
+    assert_eq!(last, 4);
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_soon_after_a_change_and_never_early_without_one() {
+    let app = spawn_app().await;
+    let started = Instant::now();
+    let (empty, last) = changes(&app, "since=0&wait=1").await;
+    assert!(empty.is_empty() && last == 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "answered early"
+    );
+
+    let waiting = {
+        let url = app.url("/elkservice/changes?since=0&wait=30");
+        tokio::spawn(async move {
+            let res = reqwest::get(url).await.unwrap();
+            let entries: Vec<Value> = res.json().await.unwrap();
+            (entries, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the request is waiting
+    app.create("logstash", "normal").await;
+    let created = Instant::now();
+    let (entries, answered) = waiting.await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["Name"], "logstash");
+    // The target is 100 ms; on a shared machine it is reported, not asserted.
+    eprintln!(
+        "change → long poll answered: {} ms",
+        answered.saturating_duration_since(created).as_millis()
+    );
+    assert!(answered.duration_since(created) < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_and_a_pruned_cursor_is_410() {
+    let app = spawn_app().await;
+    for bad in [
+        "since=-1",
+        "since=x",
+        "limit=0",
+        "limit=1001",
+        "wait=61",
+        "wait=1.5",
+        "nope=1",
+    ] {
+        let res = app
+            .get(&format!("/elkservice/changes?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 400).await;
+    }
+    for name in ["a", "b", "c"] {
+        app.create(name, "normal").await;
+    }
+    // Retention removes what is older than its cutoff (here: everything).
+    let mut conn = app.db.connect().await;
+    let gone = elkservice_core::store::feed::prune(&mut conn, chrono::Utc::now(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(gone, 3);
+    let res = app.get("/elkservice/changes?since=0").send().await.unwrap();
+    let err = assert_error(res, 410).await;
+    assert!(
+        err["detail"].as_str().unwrap().contains("X-Last-Seq"),
+        "{err}"
+    );
+    let (entries, last) = changes(&app, "since=3").await;
+    assert!(entries.is_empty());
+    assert_eq!(last, 3);
+}

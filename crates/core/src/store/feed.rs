@@ -1,0 +1,206 @@
+//! The change feed: every change a client would see in a row (created, a
+//! status transition, an edit through the API, deleted) is an entry with a
+//! `Seq` that grows in commit order across every writer and api process.
+//!
+//! Seqs come from one counter row, taken as the last statement of each
+//! writing transaction and held until it commits: a transaction that takes
+//! Seq N commits before any transaction can take N + 1. So a reader who has
+//! seen N has seen every entry below it, and the Seqs have no holes (an
+//! AUTO_INCREMENT id would promise neither: ids of concurrent transactions
+//! become visible out of order, and a rollback leaves a hole).
+
+use super::{name, optional_status};
+use crate::domain::{Service, Status};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
+use utoipa::ToSchema;
+
+/// What kind of change an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A row was made (through the API, or by the writer for a new service).
+    Created,
+    /// Its status changed.
+    Transition,
+    /// Something else a client sees changed: an edit through the API, or a
+    /// new `Running`/`Detail` with the same status.
+    Updated,
+    /// It was deleted.
+    Deleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Transition => "transition",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ChangeKind> {
+        [
+            ChangeKind::Created,
+            ChangeKind::Transition,
+            ChangeKind::Updated,
+            ChangeKind::Deleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of the feed, as clients read it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Change {
+    /// Grows by one per entry, in commit order.
+    pub seq: i64,
+    pub kind: ChangeKind,
+    /// The service's Id.
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub name: crate::domain::ServiceName,
+    /// When the change was committed (or, for an observation, observed).
+    pub at: DateTime<Utc>,
+    /// The status before the change; null for a creation.
+    pub from_status: Option<Status>,
+    /// The row as `GET /elkservice/{Id}` returned it after the change; null
+    /// for a deletion.
+    pub service: Option<Service>,
+}
+
+/// A change to record, before it has a Seq.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub kind: ChangeKind,
+    pub service_id: i64,
+    pub name: crate::domain::ServiceName,
+    pub at: DateTime<Utc>,
+    pub from: Option<Status>,
+    pub service: Option<Service>,
+}
+
+impl FromRow<'_, MySqlRow> for Change {
+    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        let kind: String = row.try_get("kind")?;
+        let service: Option<String> = row.try_get("service")?;
+        let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
+            index: "service".into(),
+            source: e,
+        };
+        Ok(Change {
+            seq: row.try_get("seq")?,
+            kind: ChangeKind::parse(&kind)
+                .ok_or_else(|| decode(format!("kind {kind:?}").into()))?,
+            id: row.try_get("service_id")?,
+            name: name(row)?,
+            at: row.try_get("at")?,
+            from_status: optional_status(row, "from_status")?,
+            service: service
+                .map(|json| serde_json::from_str(&json).map_err(|e| decode(e.into())))
+                .transpose()?,
+        })
+    }
+}
+
+/// Give `changes` their Seqs and record them. Call it last in the transaction,
+/// just before COMMIT: from here until the commit, every other writer waits
+/// for the counter, which is what keeps Seqs in commit order.
+pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE elkservice_feed SET value = LAST_INSERT_ID(value + ?) WHERE name = 'seq'")
+        .bind(changes.len() as i64)
+        .execute(&mut *conn)
+        .await?;
+    let last: i64 = sqlx::query_scalar("SELECT CAST(LAST_INSERT_ID() AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await?;
+    let first = last - changes.len() as i64 + 1;
+    for (offset, chunk) in changes.chunks(256).enumerate() {
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) ",
+        );
+        let base = first + (offset * 256) as i64;
+        q.push_values(chunk.iter().enumerate(), |mut row, (i, c)| {
+            row.push_bind(base + i as i64)
+                .push_bind(c.kind.as_str())
+                .push_bind(c.service_id)
+                .push_bind(c.name.as_str())
+                .push_bind(c.at)
+                .push_bind(c.from.map(Status::as_str))
+                .push_bind(
+                    c.service
+                        .as_ref()
+                        .map(|s| serde_json::to_string(s).expect("a row serialises")),
+                );
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The highest Seq committed so far.
+pub async fn last_seq(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM elkservice_feed WHERE name = 'seq'")
+        .fetch_one(conn)
+        .await
+}
+
+/// Entries up to this Seq have been pruned: a reader behind it has missed some.
+pub async fn pruned_through(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM elkservice_feed WHERE name = 'pruned'")
+        .fetch_one(conn)
+        .await
+}
+
+/// Up to `limit` entries after `since`, oldest first.
+pub async fn after(
+    conn: &mut MySqlConnection,
+    since: i64,
+    limit: u32,
+) -> Result<Vec<Change>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT seq, kind, service_id, name, at, from_status, service FROM elkservice_change \
+         WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Delete entries committed before `cutoff` (at most `batch` of them) and
+/// return how many went.
+pub async fn prune(
+    conn: &mut MySqlConnection,
+    cutoff: DateTime<Utc>,
+    batch: u32,
+) -> Result<u64, sqlx::Error> {
+    let through: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(seq) FROM (SELECT seq FROM elkservice_change WHERE at < ? ORDER BY seq LIMIT ?) old",
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(through) = through else {
+        return Ok(0);
+    };
+    // The mark first: a reader is told it is behind before its entries go.
+    sqlx::query("UPDATE elkservice_feed SET value = GREATEST(value, ?) WHERE name = 'pruned'")
+        .bind(through)
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM elkservice_change WHERE seq <= ?")
+        .bind(through)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
