@@ -134,18 +134,40 @@ impl System {
     }
 
     pub fn spawn_writer(&self) -> Program {
+        self.spawn_writer_on(self.writer_port)
+    }
+
+    /// Another writer, with its ops listener on `port`.
+    pub fn spawn_writer_on(&self, port: u16) -> Program {
         spawn(
             "elkservice-writer",
             &[
                 ("DATABASE_URL", self.db.url.clone()),
                 ("AMQP_URL", self.vhost.url.clone()),
-                (
-                    "ELK_WRITER__LISTEN",
-                    format!("127.0.0.1:{}", self.writer_port),
-                ),
+                ("ELK_WRITER__LISTEN", format!("127.0.0.1:{port}")),
             ],
             &self.settings,
         )
+    }
+
+    /// Another api process on the same database; returns its base URL.
+    pub async fn start_api(&mut self) -> String {
+        let port = free_port();
+        self.programs.push(spawn(
+            "elkservice-api",
+            &[
+                ("DATABASE_URL", self.db.url.clone()),
+                ("ELK_API__LISTEN", format!("127.0.0.1:{port}")),
+                ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
+            ],
+            &self.settings,
+        ));
+        let url = format!("http://127.0.0.1:{port}");
+        eventually(60, "another api to be ready", || {
+            healthy(format!("{url}/readyz"), "")
+        })
+        .await;
+        url
     }
 
     /// The row of a service, through the API.

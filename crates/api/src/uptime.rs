@@ -47,11 +47,11 @@ pub fn compute(
 ) -> Uptime {
     let start = from.max(created_at).min(to);
     // The status at `start`: what the last transition before it set; else
-    // what the first one inside changed from; else `unknown` (a service the
-    // writer registered and nothing has observed yet).
+    // what the first one inside changed from (or, for the row's creation, what
+    // it was made with); else `unknown` (registered, never observed yet).
     let mut status = before
         .map(|t| t.status)
-        .or_else(|| inside.first().and_then(|t| t.from_status))
+        .or_else(|| inside.first().map(|t| t.from_status.unwrap_or(t.status)))
         .unwrap_or(Status::Unknown);
     let mut segments = Vec::new();
     let mut at = start;
@@ -155,6 +155,18 @@ mod tests {
         let u = compute(1, t(0), t(50), t(100), None, &inside);
         assert_eq!(u.normal_ratio, None);
         assert!(u.segments.is_empty());
+    }
+
+    #[test]
+    fn a_row_made_through_the_api_has_its_status_from_its_creation() {
+        // The creation's history row comes a moment after the row's created_at.
+        let made = ServiceEvent {
+            observed_at: t(0) + chrono::Duration::microseconds(900),
+            ..transition(0, None, Status::Normal)
+        };
+        let u = compute(1, t(-100), t(10), t(0), None, &[made]);
+        assert_eq!(u.seconds["normal"], 10.0);
+        assert_eq!(u.segments.len(), 1);
     }
 
     #[test]

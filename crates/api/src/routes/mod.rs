@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod health;
 pub mod services;
+pub mod status;
 pub mod stream;
 pub mod uptime;
 
@@ -32,6 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/{Id}/uptime", "GET").route(web::get().to(uptime::uptime))),
         );
     }
+    cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
+        .service(resource("/status", "GET").route(web::get().to(status::to_page)))
+        .service(resource("/status/", "GET").route(web::get().to(status::index)))
+        .service(resource("/status/app.js", "GET").route(web::get().to(status::script)))
+        .service(resource("/status/style.css", "GET").route(web::get().to(status::style)));
     cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(health::metrics)));

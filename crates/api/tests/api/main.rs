@@ -11,3 +11,4 @@ mod listing;
 mod openapi;
 mod ops;
 mod process;
+mod stream;

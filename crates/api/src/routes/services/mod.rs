@@ -108,7 +108,8 @@ fn api_transition(service: &Service, from: Option<Status>) -> HistoryRow<'_> {
 #[utoipa::path(get, path = "/elkservice", tag = "elkservice", params(ListParams),
     responses(
         (status = 200, description = "Matching services (an empty list is `[]`); with `fields`, each object holds only those keys",
-            body = [ServiceFields], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"))),
+            body = [ServiceFields], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"),
+                ("X-Last-Seq" = i64, description = "The change feed's last Seq before the rows were read: follow `/elkservice/stream?since=` it to keep the list current"))),
         (status = 400, description = "Unknown field, operator or malformed value", body = ErrorBody),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
@@ -119,6 +120,8 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let listing = Listing::parse(&params).map_err(ApiError::BadRequest)?;
+    // Read before the rows: following the feed from here misses nothing.
+    let last_seq = feed::last_seq(&mut *state.pool.acquire().await?).await?;
 
     let mut count = rows::count();
     listing.push_where(&mut count);
@@ -132,6 +135,7 @@ pub async fn list(
     let body: Vec<_> = rows.iter().map(|s| listing.project(s)).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("X-Total-Count", total.to_string()))
+        .insert_header(("X-Last-Seq", last_seq.to_string()))
         .json(body))
 }
 
