@@ -39,29 +39,29 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
         ids.push(res.json::<Value>().await.unwrap()["Id"].as_i64().unwrap());
     }
 
-    // The reader follows through the first api, from the start.
+    // The reader follows through the first api, from the start, until it has
+    // reached the end that it is given once everything is applied.
+    let (end_tx, mut end_rx) = tokio::sync::watch::channel(None::<i64>);
     let reader = {
         let api = sys.api.clone();
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut seen: Vec<Value> = Vec::new();
-            let mut quiet = 0;
-            while quiet < 3 {
+            loop {
                 let since = seen.last().map_or(0, |e| e["Seq"].as_i64().unwrap());
+                if end_rx.borrow_and_update().is_some_and(|end| since >= end) {
+                    return seen;
+                }
                 let page: Vec<Value> = client
-                    .get(format!(
-                        "{api}/elkservice/changes?since={since}&limit=1000&wait=1"
-                    ))
+                    .get(format!("{api}/elkservice/changes?since={since}&limit=1000&wait=1"))
                     .send()
                     .await
                     .unwrap()
                     .json()
                     .await
                     .unwrap();
-                quiet = if page.is_empty() { quiet + 1 } else { 0 };
                 seen.extend(page);
             }
-            seen
         })
     };
 
@@ -118,10 +118,28 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
         assert_eq!(res.status(), 200);
     }
     publisher.await.unwrap();
-    eventually(60, "the writers to drain the queue", || async {
-        (sys.vhost.queue_counts("elkservice.writer").await == Some((0, 0))).then_some(())
+    let ports = [sys.writer_port, second_writer];
+    eventually(60, "the writers to take every event", || async {
+        let mut taken = 0.0;
+        for port in ports {
+            for metric in ["events_applied_total", "events_stale_total"] {
+                taken += elkservice_testkit::scrape(port, &format!("elkservice_writer_{metric}")).await;
+            }
+        }
+        (taken >= EVENTS as f64).then_some(())
     })
     .await;
+    let end: i64 = client
+        .get(format!("{}/elkservice/changes?limit=1", sys.api))
+        .send()
+        .await
+        .unwrap()
+        .headers()["x-last-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    end_tx.send(Some(end)).unwrap();
     let feed = reader.await.unwrap();
 
     // Every Seq once, in order, from 1.
@@ -160,4 +178,109 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
         );
     }
     eprintln!("feed: {} entries, no hole, no repeat", seqs.len());
+}
+
+/// Read SSE frames from `res` until the entry with Seq `until` (or the
+/// connection ends); returns the Seqs seen. Comments are skipped.
+async fn read_stream(mut res: reqwest::Response, until: i64, seqs: &mut Vec<i64>) {
+    let mut buffer = String::new();
+    loop {
+        let chunk = match tokio::time::timeout(std::time::Duration::from_secs(20), res.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            _ => return, // the api went away, or nothing for a long time
+        };
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) {
+                let seq: i64 = id.parse().unwrap();
+                seqs.push(seq);
+                if seq >= until {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing() {
+    const CHANGES: usize = 10_000;
+    let mut sys = System::start().await;
+    let mut stream_api = sys.start_api().await;
+    let (publisher, start) = {
+        let conn = amqp::connect(&sys.vhost.url, "resume-publisher").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        ((conn, ch), Utc::now() - Duration::seconds(600))
+    };
+    // Each event a transition: two services flip between normal and down.
+    let publish_range = |from: usize, to: usize| {
+        let ch = publisher.1.clone();
+        async move {
+            for i in from..to {
+                let name = ServiceName::parse(&format!("flip-{}", i % 2)).unwrap();
+                let status = if (i / 2) % 2 == 0 { Status::Down } else { Status::Normal };
+                let at = start + Duration::milliseconds(i as i64);
+                let e = StatusEvent::observed(name, status, status == Status::Normal, at, "resume", None);
+                ch.basic_publish(
+                    "elkservice.status".into(),
+                    e.routing_key().as_str().into(),
+                    BasicPublishOptions::default(),
+                    &e.encode(),
+                    elkservice_core::event::publish_properties(),
+                )
+                .await
+                .unwrap();
+            }
+            ch.wait_for_confirms().await.unwrap();
+        }
+    };
+
+    let client = reqwest::Client::new();
+    let open = |api: String, after: i64| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .get(format!("{api}/elkservice/stream?since=0"))
+                .header("Last-Event-ID", after.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res
+        }
+    };
+    let mut seqs = Vec::new();
+    let first = open(stream_api.clone(), 0).await;
+    publish_range(0, CHANGES / 2).await;
+    // Read part of it, then the api serving the stream dies.
+    read_stream(first, 2_000, &mut seqs).await;
+    let index = sys.programs.len() - 1;
+    let mut dying = sys.programs.remove(index);
+    dying.0.kill().unwrap();
+    dying.0.wait().unwrap();
+    // Changes keep flowing while it is down.
+    publish_range(CHANGES / 2, CHANGES).await;
+    // Two creations and one transition per event.
+    let last = (CHANGES + 2) as i64;
+    eventually(120, "the writer to apply every change", || async {
+        let res = client
+            .get(format!("{}/elkservice/changes?since=0&limit=1", sys.api))
+            .send()
+            .await
+            .ok()?;
+        let seq: i64 = res.headers().get("x-last-seq")?.to_str().ok()?.parse().ok()?;
+        (seq >= last).then_some(())
+    })
+    .await;
+
+    // A new api; the client resumes after the last id it received.
+    stream_api = sys.start_api().await;
+    let resumed = open(stream_api, *seqs.last().unwrap()).await;
+    read_stream(resumed, last, &mut seqs).await;
+    let expected: Vec<i64> = (1..=last).collect();
+    assert_eq!(seqs.len(), expected.len(), "missed or repeated entries");
+    assert_eq!(seqs, expected);
+    eprintln!("resumed stream: {} entries, 0 missed, 0 repeated", seqs.len());
 }
