@@ -53,7 +53,9 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
                     return seen;
                 }
                 let page: Vec<Value> = client
-                    .get(format!("{api}/elkservice/changes?since={since}&limit=1000&wait=1"))
+                    .get(format!(
+                        "{api}/elkservice/changes?since={since}&limit=1000&wait=1"
+                    ))
                     .send()
                     .await
                     .unwrap()
@@ -123,7 +125,8 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
         let mut taken = 0.0;
         for port in ports {
             for metric in ["events_applied_total", "events_stale_total"] {
-                taken += elkservice_testkit::scrape(port, &format!("elkservice_writer_{metric}")).await;
+                taken +=
+                    elkservice_testkit::scrape(port, &format!("elkservice_writer_{metric}")).await;
             }
         }
         (taken >= EVENTS as f64).then_some(())
@@ -185,10 +188,11 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
 async fn read_stream(mut res: reqwest::Response, until: i64, seqs: &mut Vec<i64>) {
     let mut buffer = String::new();
     loop {
-        let chunk = match tokio::time::timeout(std::time::Duration::from_secs(20), res.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            _ => return, // the api went away, or nothing for a long time
-        };
+        let chunk =
+            match tokio::time::timeout(std::time::Duration::from_secs(20), res.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                _ => return, // the api went away, or nothing for a long time
+            };
         buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
@@ -209,9 +213,13 @@ async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing(
     let mut sys = System::start().await;
     let mut stream_api = sys.start_api().await;
     let (publisher, start) = {
-        let conn = amqp::connect(&sys.vhost.url, "resume-publisher").await.unwrap();
+        let conn = amqp::connect(&sys.vhost.url, "resume-publisher")
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
         ((conn, ch), Utc::now() - Duration::seconds(600))
     };
     // Each event a transition: two services flip between normal and down.
@@ -220,9 +228,20 @@ async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing(
         async move {
             for i in from..to {
                 let name = ServiceName::parse(&format!("flip-{}", i % 2)).unwrap();
-                let status = if (i / 2) % 2 == 0 { Status::Down } else { Status::Normal };
+                let status = if (i / 2) % 2 == 0 {
+                    Status::Down
+                } else {
+                    Status::Normal
+                };
                 let at = start + Duration::milliseconds(i as i64);
-                let e = StatusEvent::observed(name, status, status == Status::Normal, at, "resume", None);
+                let e = StatusEvent::observed(
+                    name,
+                    status,
+                    status == Status::Normal,
+                    at,
+                    "resume",
+                    None,
+                );
                 ch.basic_publish(
                     "elkservice.status".into(),
                     e.routing_key().as_str().into(),
@@ -270,7 +289,13 @@ async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing(
             .send()
             .await
             .ok()?;
-        let seq: i64 = res.headers().get("x-last-seq")?.to_str().ok()?.parse().ok()?;
+        let seq: i64 = res
+            .headers()
+            .get("x-last-seq")?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?;
         (seq >= last).then_some(())
     })
     .await;
@@ -282,5 +307,8 @@ async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing(
     let expected: Vec<i64> = (1..=last).collect();
     assert_eq!(seqs.len(), expected.len(), "missed or repeated entries");
     assert_eq!(seqs, expected);
-    eprintln!("resumed stream: {} entries, 0 missed, 0 repeated", seqs.len());
+    eprintln!(
+        "resumed stream: {} entries, 0 missed, 0 repeated",
+        seqs.len()
+    );
 }

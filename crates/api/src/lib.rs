@@ -3,7 +3,8 @@
 //! Modules, from the bottom up (each uses only those above it):
 //! - [`keys`], [`metrics`], [`error`]: API keys, Prometheus metrics, and
 //!   [`error::ApiError`], the one place where failures become HTTP responses.
-//! - [`settings`], then [`state`]: what every handler can reach.
+//! - [`settings`], [`live`] (this process's view of the change feed), then
+//!   [`state`]: what every handler can reach.
 //! - [`auth`] (who may call) and [`observe`] (a log line and metrics per request).
 //! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL.
 //! - [`routes`]: the handlers, which read like the HTTP routes; the SQL they
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod listing;
+pub mod live;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

@@ -1,9 +1,9 @@
 //! Building the server: the same path for `main` and for the tests.
 
 use crate::error::ApiError;
+use crate::live::{retention, FeedHub};
 use crate::metrics::Metrics;
 use crate::observe::observe;
-use crate::routes::changes::{retention, FeedHub};
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
 use crate::{openapi, routes};

@@ -2,8 +2,8 @@
 //! (auth, observe, routes), and [`crate::startup`] builds it.
 
 use crate::keys::KeyRing;
+use crate::live::FeedHub;
 use crate::metrics::Metrics;
-use crate::routes::changes::FeedHub;
 use sqlx::MySqlPool;
 
 pub struct AppState {

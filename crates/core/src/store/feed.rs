@@ -9,7 +9,7 @@
 //! AUTO_INCREMENT id would promise neither: ids of concurrent transactions
 //! become visible out of order, and a rollback leaves a hole).
 
-use super::{name, optional_status};
+use super::columns::{name, optional_status};
 use crate::domain::{Service, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;

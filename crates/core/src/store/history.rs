@@ -1,7 +1,7 @@
 //! `elkservice_event`: one row per status transition, whoever caused it (a
 //! watcher's observation applied by the writer, or a client through the api).
 
-use super::{optional_status, pow2_chunks, status};
+use super::columns::{optional_status, pow2_chunks, status};
 use crate::domain::{ServiceEvent, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;

@@ -2,7 +2,7 @@
 //! that have no row, and write the batch's new states, each as few
 //! multi-row statements as the batch allows.
 
-use super::{name, optional_status, pow2_chunks, status};
+use super::columns::{name, optional_status, pow2_chunks, status};
 use crate::domain::Status;
 use crate::event::StatusEvent;
 use chrono::{DateTime, Utc};

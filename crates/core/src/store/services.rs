@@ -1,6 +1,6 @@
 //! Rows of `elkservice`, one at a time: what the api's handlers run.
 
-use super::{name, status, SERVICE_COLUMNS};
+use super::columns::{name, status, SERVICE_COLUMNS};
 use crate::domain::{Service, ServiceName, Status};
 use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
