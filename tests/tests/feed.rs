@@ -7,8 +7,8 @@ use chrono::{Duration, Utc};
 use elkservice_core::amqp;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_e2e::{System, KEY};
-use elkservice_testkit::{eventually, free_port};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use elkservice_testkit::{eventually, free_port, publish_events};
+use lapin::options::ConfirmSelectOptions;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -83,23 +83,15 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
                 Status::Degraded,
                 Status::Normal,
             ];
-            for i in 0..EVENTS {
-                let name = ServiceName::parse(&format!("svc-{}", i % SERVICES)).unwrap();
-                let status = cycle[(i / SERVICES) % cycle.len()];
-                let at = start + Duration::milliseconds(i as i64 * 10);
-                let e =
-                    StatusEvent::observed(name, status, status != Status::Down, at, "race", None);
-                ch.basic_publish(
-                    "elkservice.status".into(),
-                    e.routing_key().as_str().into(),
-                    BasicPublishOptions::default(),
-                    &e.encode(),
-                    elkservice_core::event::publish_properties(),
-                )
-                .await
-                .unwrap();
-            }
-            ch.wait_for_confirms().await.unwrap();
+            let events: Vec<_> = (0..EVENTS)
+                .map(|i| {
+                    let name = ServiceName::parse(&format!("svc-{}", i % SERVICES)).unwrap();
+                    let status = cycle[(i / SERVICES) % cycle.len()];
+                    let at = start + Duration::milliseconds(i as i64 * 10);
+                    StatusEvent::observed(name, status, status != Status::Down, at, "race", None)
+                })
+                .collect();
+            publish_events(&ch, &events).await;
         })
     };
 
@@ -226,33 +218,26 @@ async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing(
     let publish_range = |from: usize, to: usize| {
         let ch = publisher.1.clone();
         async move {
-            for i in from..to {
-                let name = ServiceName::parse(&format!("flip-{}", i % 2)).unwrap();
-                let status = if (i / 2) % 2 == 0 {
-                    Status::Down
-                } else {
-                    Status::Normal
-                };
-                let at = start + Duration::milliseconds(i as i64);
-                let e = StatusEvent::observed(
-                    name,
-                    status,
-                    status == Status::Normal,
-                    at,
-                    "resume",
-                    None,
-                );
-                ch.basic_publish(
-                    "elkservice.status".into(),
-                    e.routing_key().as_str().into(),
-                    BasicPublishOptions::default(),
-                    &e.encode(),
-                    elkservice_core::event::publish_properties(),
-                )
-                .await
-                .unwrap();
-            }
-            ch.wait_for_confirms().await.unwrap();
+            let events: Vec<_> = (from..to)
+                .map(|i| {
+                    let name = ServiceName::parse(&format!("flip-{}", i % 2)).unwrap();
+                    let status = if (i / 2) % 2 == 0 {
+                        Status::Down
+                    } else {
+                        Status::Normal
+                    };
+                    let at = start + Duration::milliseconds(i as i64);
+                    StatusEvent::observed(
+                        name,
+                        status,
+                        status == Status::Normal,
+                        at,
+                        "resume",
+                        None,
+                    )
+                })
+                .collect();
+            publish_events(&ch, &events).await;
         }
     };
 

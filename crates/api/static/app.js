@@ -117,9 +117,14 @@ function summary() {
   document.getElementById("empty").hidden = services.size > 0;
 }
 
+// Problems first, then by name.
+const SEVERITY = { down: 0, degraded: 1, unknown: 2, starting: 3, normal: 4 };
+function byConcern(a, b) {
+  return SEVERITY[a.row.Status] - SEVERITY[b.row.Status] || a.row.Name.localeCompare(b.row.Name);
+}
+
 function sortCards() {
-  const cards = [...services.values()].sort((a, b) => a.row.Name.localeCompare(b.row.Name));
-  for (const { card } of cards) if (card) grid.appendChild(card);
+  for (const { card } of [...services.values()].sort(byConcern)) if (card) grid.appendChild(card);
 }
 
 function apply(change) {
@@ -139,8 +144,10 @@ function apply(change) {
       if (open) open.to = Math.max(open.from, at);
       entry.segments.push({ status: change.Service.Status, from: at, to: null });
     }
+    const moved = entry.row.Status !== change.Service.Status;
     entry.row = change.Service;
     render(entry);
+    if (moved) sortCards();
   }
   summary();
 }
@@ -162,7 +169,7 @@ async function load() {
     }
     services.set(row.Id, { row, segments });
   }));
-  for (const entry of [...services.values()].sort((a, b) => a.row.Name.localeCompare(b.row.Name))) render(entry);
+  for (const entry of [...services.values()].sort(byConcern)) render(entry);
   summary();
   follow(since);
 }

@@ -481,6 +481,30 @@ pub async fn consume_events(
     (conn, rx)
 }
 
+/// Publish `events` to the status exchange as watchers do, on a channel in
+/// confirm mode, then wait until the broker has confirmed them all.
+pub async fn publish_events(channel: &lapin::Channel, events: &[elkservice_core::StatusEvent]) {
+    use lapin::options::BasicPublishOptions;
+    for e in events {
+        channel
+            .basic_publish(
+                "elkservice.status".into(),
+                e.routing_key().as_str().into(),
+                BasicPublishOptions::default(),
+                &e.encode(),
+                elkservice_core::event::publish_properties(),
+            )
+            .await
+            .unwrap();
+    }
+    let returned = channel.wait_for_confirms().await.unwrap();
+    assert!(
+        returned.is_empty(),
+        "the broker returned {} events",
+        returned.len()
+    );
+}
+
 /// A free TCP port on the loopback interface, for a program under test to listen on.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -161,19 +161,7 @@ impl Harness {
 
     /// Publish all, then wait for every confirm (pipelined).
     pub async fn publish(&self, events: &[StatusEvent]) {
-        for e in events {
-            self.publisher
-                .basic_publish(
-                    "elkservice.status".into(),
-                    e.routing_key().as_str().into(),
-                    BasicPublishOptions::default(),
-                    &e.encode(),
-                    elkservice_core::event::publish_properties(),
-                )
-                .await
-                .unwrap();
-        }
-        self.publisher.wait_for_confirms().await.unwrap();
+        elkservice_testkit::publish_events(&self.publisher, events).await;
     }
 
     /// Messages ready in the writer's queue, as the broker counts them now

@@ -5,7 +5,7 @@
 use crate::harness::{event, Harness};
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::Status;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use std::collections::HashMap;
 
@@ -72,19 +72,7 @@ async fn the_watcher_and_the_writer_work_as_their_own_broker_users() {
         .await
         .unwrap();
     let e = event("es", Status::Normal, 1);
-    let confirm = ch
-        .basic_publish(
-            "elkservice.status".into(),
-            e.routing_key().as_str().into(),
-            BasicPublishOptions::default(),
-            &e.encode(),
-            elkservice_core::event::publish_properties(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(confirm.is_ack());
+    elkservice_testkit::publish_events(&ch, std::slice::from_ref(&e)).await;
     h.wait_for_newest(std::slice::from_ref(&e), 10).await;
 
     // But it cannot take the writer's events.
