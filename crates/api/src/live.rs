@@ -90,11 +90,16 @@ impl FeedHub {
         let _ = tokio::time::timeout(timeout, rx.wait_for(|last| *last > since)).await;
     }
 
-    /// New entries from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
-        let rx = self.entries.subscribe();
+    /// New entries from now on, and the last Seq as this process knows it.
+    /// The last Seq can pass entries that were never broadcast (those
+    /// committed while the reader was idle, before it took up the feed
+    /// again): a listener that sees it pass its cursor with nothing left to
+    /// receive reads those from the database.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Change>>, watch::Receiver<i64>) {
+        let entries = self.entries.subscribe();
+        let last = self.last.subscribe();
         self.wake.notify_one();
-        rx
+        (entries, last)
     }
 }
 

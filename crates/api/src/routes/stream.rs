@@ -20,7 +20,7 @@ use sqlx::MySqlPool;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use utoipa::IntoParams;
 
 /// A comment line at least this often keeps proxies from closing the stream.
@@ -86,9 +86,9 @@ pub async fn stream(
     }
     drop(conn);
     // Subscribed before catching up, so nothing falls between the two.
-    let live = state.feed.subscribe();
+    let (live, last) = state.feed.subscribe();
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
-    tokio::spawn(follow(state.pool.clone(), live, since, tx));
+    tokio::spawn(follow(state.pool.clone(), live, last, since, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -123,6 +123,7 @@ async fn send(tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
 async fn follow(
     pool: MySqlPool,
     mut live: broadcast::Receiver<Arc<Change>>,
+    mut last: watch::Receiver<i64>,
     mut cursor: i64,
     tx: mpsc::Sender<Bytes>,
 ) {
@@ -148,25 +149,38 @@ async fn follow(
                 cursor = change.seq;
             }
         }
-        // Then live, as long as the broadcast goes on from the cursor.
+        // Then live, as long as the broadcast goes on from the cursor. What is
+        // broadcast is taken first; the last Seq passing the cursor with
+        // nothing left to take means entries that were not broadcast.
         loop {
-            match tokio::time::timeout(KEEP_ALIVE, live.recv()).await {
-                Err(_quiet) => {
+            tokio::select! {
+                biased;
+                next = live.recv() => match next {
+                    Ok(change) if change.seq <= cursor => {}
+                    Ok(change) if change.seq == cursor + 1 => {
+                        if !send(&tx, frame(&change)).await {
+                            return;
+                        }
+                        cursor = change.seq;
+                    }
+                    // A gap: read it from the database.
+                    Ok(_) => break,
+                    // Too far behind, or shutting down: the client resumes from its last id.
+                    Err(_) => return,
+                },
+                changed = last.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *last.borrow_and_update() > cursor && live.is_empty() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(KEEP_ALIVE) => {
                     if !send(&tx, Bytes::from_static(b": keep-alive\n\n")).await {
                         return;
                     }
                 }
-                Ok(Ok(change)) if change.seq <= cursor => {}
-                Ok(Ok(change)) if change.seq == cursor + 1 => {
-                    if !send(&tx, frame(&change)).await {
-                        return;
-                    }
-                    cursor = change.seq;
-                }
-                // A gap (the broadcast began after the catching up ended): read it.
-                Ok(Ok(_)) => break,
-                // Too far behind, or shutting down: the client resumes from its last id.
-                Ok(Err(_)) => return,
             }
         }
     }
