@@ -4,6 +4,7 @@
 //! milliseconds, whichever process or writer made it, however many there are.
 //! Retention runs here too.
 
+use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
 use sqlx::MySqlPool;
 use std::sync::Arc;
@@ -21,9 +22,37 @@ const READ: u32 = 1000;
 #[derive(Clone)]
 pub struct FeedHub {
     last: watch::Sender<i64>,
-    entries: broadcast::Sender<Arc<Change>>,
+    entries: broadcast::Sender<Arc<Entry>>,
     /// Rung by a new listener, in case the reader sleeps.
     wake: Arc<Notify>,
+}
+
+/// A new entry as the streams send it: rendered once, for every client.
+#[derive(Debug)]
+pub struct Entry {
+    pub seq: i64,
+    /// Its Server-Sent Events frame.
+    pub frame: Bytes,
+}
+
+impl Entry {
+    pub fn new(change: &Change) -> Self {
+        Entry {
+            seq: change.seq,
+            frame: sse_frame(change),
+        }
+    }
+}
+
+/// One Server-Sent Events frame for an entry: `id` its Seq, `event` its kind,
+/// `data` the entry.
+pub fn sse_frame(change: &Change) -> Bytes {
+    let data = serde_json::to_string(change).expect("an entry serialises");
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        change.seq,
+        change.kind.as_str()
+    ))
 }
 
 /// New entries a stream may fall behind by before it is cut off (it then
@@ -69,7 +98,7 @@ impl FeedHub {
                     let mut seq = from;
                     for entry in batch {
                         seq = entry.seq;
-                        let _ = self.entries.send(Arc::new(entry));
+                        let _ = self.entries.send(Arc::new(Entry::new(&entry)));
                     }
                     seq
                 }
@@ -95,7 +124,7 @@ impl FeedHub {
     /// committed while the reader was idle, before it took up the feed
     /// again): a listener that sees it pass its cursor with nothing left to
     /// receive reads those from the database.
-    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Change>>, watch::Receiver<i64>) {
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Entry>>, watch::Receiver<i64>) {
         let entries = self.entries.subscribe();
         let last = self.last.subscribe();
         self.wake.notify_one();

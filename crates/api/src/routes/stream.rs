@@ -11,10 +11,11 @@
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
+use crate::live::{sse_frame, Entry};
 use crate::state::AppState;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use elkservice_core::store::feed::{self, Change};
+use elkservice_core::store::feed;
 use serde::Deserialize;
 use sqlx::MySqlPool;
 use std::convert::Infallible;
@@ -101,16 +102,6 @@ pub async fn stream(
         .streaming(body))
 }
 
-/// One SSE frame for an entry.
-fn frame(change: &Change) -> Bytes {
-    let data = serde_json::to_string(change).expect("an entry serialises");
-    Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        change.seq,
-        change.kind.as_str()
-    ))
-}
-
 /// Hand a frame to the client; false when it is gone or too slow.
 async fn send(tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
     matches!(
@@ -122,7 +113,7 @@ async fn send(tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
 /// Feed one client from `cursor` on, until it goes away or falls behind.
 async fn follow(
     pool: MySqlPool,
-    mut live: broadcast::Receiver<Arc<Change>>,
+    mut live: broadcast::Receiver<Arc<Entry>>,
     mut last: watch::Receiver<i64>,
     mut cursor: i64,
     tx: mpsc::Sender<Bytes>,
@@ -143,7 +134,7 @@ async fn follow(
                 break;
             }
             for change in &page {
-                if !send(&tx, frame(change)).await {
+                if !send(&tx, sse_frame(change)).await {
                     return;
                 }
                 cursor = change.seq;
@@ -156,12 +147,12 @@ async fn follow(
             tokio::select! {
                 biased;
                 next = live.recv() => match next {
-                    Ok(change) if change.seq <= cursor => {}
-                    Ok(change) if change.seq == cursor + 1 => {
-                        if !send(&tx, frame(&change)).await {
+                    Ok(entry) if entry.seq <= cursor => {}
+                    Ok(entry) if entry.seq == cursor + 1 => {
+                        if !send(&tx, entry.frame.clone()).await {
                             return;
                         }
-                        cursor = change.seq;
+                        cursor = entry.seq;
                     }
                     // A gap: read it from the database.
                     Ok(_) => break,
