@@ -172,32 +172,35 @@ pub struct Silenced {
 
 /// Turn `unknown` every row fed by a watcher that has sent nothing about it
 /// since `cutoff`, and return them. Candidates are found without locks, then
-/// locked by primary key and checked again, so that writers running this at
+/// locked (by name, as batches are) and checked again, so that writers running this at
 /// the same moment silence each row once.
 pub async fn silence_stale(
     conn: &mut MySqlConnection,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<Silenced>, sqlx::Error> {
     const STALE: &str = "watcher IS NOT NULL AND status <> 'unknown' AND last_checked_at < ";
-    let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT id FROM elkservice WHERE {STALE} ? ORDER BY id LIMIT 1000"
+    let candidates = sqlx::query(&format!(
+        "SELECT name FROM elkservice WHERE {STALE} ? ORDER BY name LIMIT 1000"
     ))
     .bind(cutoff)
     .fetch_all(&mut *conn)
     .await?;
-    if ids.is_empty() {
+    if candidates.is_empty() {
         return Ok(Vec::new());
     }
+    // Locked along the name index, in name order, as the writer locks its
+    // batches: the two never wait for each other in a circle.
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, running, watcher, last_checked_at FROM elkservice WHERE id IN (",
+        "SELECT id, name, status, running, watcher, last_checked_at FROM elkservice \
+         FORCE INDEX (uq_elkservice_name) WHERE name IN (",
     );
     let mut list = q.separated(", ");
-    for id in &ids {
-        list.push_bind(*id);
+    for row in &candidates {
+        list.push_bind(name(row)?.as_str().to_owned());
     }
     q.push(format!(") AND {STALE}"))
         .push_bind(cutoff)
-        .push(" ORDER BY id FOR UPDATE");
+        .push(" ORDER BY name FOR UPDATE");
     let mut silenced = Vec::new();
     for row in q.build().fetch_all(&mut *conn).await? {
         let watcher: String = row.try_get("watcher")?;
