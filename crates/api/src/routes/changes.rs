@@ -51,6 +51,18 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     }
 }
 
+/// 410 Gone when entries after `since` have been pruned: the reader must list
+/// again. Shared by the long poll and the stream.
+pub async fn check_kept(conn: &mut sqlx::MySqlConnection, since: i64) -> Result<(), ApiError> {
+    let pruned = feed::pruned_through(conn).await?;
+    if since < pruned {
+        return Err(ApiError::Gone(format!(
+            "entries up to Seq {pruned} are no longer kept; list the services, then follow from X-Last-Seq"
+        )));
+    }
+    Ok(())
+}
+
 /// Feed entries after a cursor, oldest first.
 #[utoipa::path(get, path = "/elkservice/changes", tag = "elkservice", params(ChangesParams),
     responses(
@@ -72,12 +84,7 @@ pub async fn changes(
     let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
         let mut conn = state.pool.acquire().await?;
-        let pruned = feed::pruned_through(&mut conn).await?;
-        if since < pruned {
-            return Err(ApiError::Gone(format!(
-                "entries up to Seq {pruned} are no longer kept; list the services, then follow from X-Last-Seq"
-            )));
-        }
+        check_kept(&mut conn, since).await?;
         let entries = feed::after(&mut conn, since, limit).await?;
         // Read after the entries, so that it is at least the last of them.
         let last = feed::last_seq(&mut conn).await?;

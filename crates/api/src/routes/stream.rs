@@ -12,6 +12,7 @@
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
 use crate::live::{sse_frame, Entry};
+use crate::routes::changes::check_kept;
 use crate::state::AppState;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -79,12 +80,7 @@ pub async fn stream(
             })?,
         None => feed::last_seq(&mut conn).await?,
     };
-    let pruned = feed::pruned_through(&mut conn).await?;
-    if since < pruned {
-        return Err(ApiError::Gone(format!(
-            "entries up to Seq {pruned} are no longer kept; list the services, then follow from X-Last-Seq"
-        )));
-    }
+    check_kept(&mut conn, since).await?;
     drop(conn);
     // Subscribed before catching up, so nothing falls between the two.
     let (live, last) = state.feed.subscribe();

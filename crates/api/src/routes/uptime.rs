@@ -3,6 +3,7 @@
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::services::not_found;
 use crate::state::AppState;
 use crate::uptime::{self, Uptime};
 use actix_web::{web, HttpResponse};
@@ -69,7 +70,7 @@ pub async fn uptime(
     let mut conn = state.pool.acquire().await?;
     let service = rows::fetch(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no service with Id {id}")))?;
+        .ok_or_else(|| not_found(id))?;
     let (before, inside) = history::window(&mut conn, id, from, to).await?;
     Ok(HttpResponse::Ok().json(uptime::compute(
         id,

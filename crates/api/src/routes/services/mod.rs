@@ -50,7 +50,7 @@ fn conflict(e: sqlx::Error) -> ApiError {
     e.into()
 }
 
-fn not_found(id: i64) -> ApiError {
+pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("no service with Id {id}"))
 }
 
