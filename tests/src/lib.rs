@@ -4,7 +4,7 @@
 //! builds them next to this test).
 
 use elkservice_testkit::{
-    eventually, free_port, program, run_labelled, Container, TestDatabase, TestVhost,
+    eventually, free_port, program, Container, Engine, TestDatabase, TestVhost,
 };
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -34,6 +34,8 @@ impl Drop for Program {
 }
 
 pub struct System {
+    /// The engine whose containers the watcher follows.
+    pub engine: Engine,
     pub db: TestDatabase,
     pub vhost: TestVhost,
     pub label: String,
@@ -61,18 +63,19 @@ async fn healthy(url: String, key: &'static str) -> Option<()> {
 }
 
 impl System {
-    pub async fn start() -> Self {
-        Self::start_with(&[]).await
+    pub async fn start(engine: Engine) -> Self {
+        Self::start_with(engine, &[]).await
     }
 
     /// The system with `ELK_*` settings of the test's own for every program
     /// (each reads only its own sections).
-    pub async fn start_with(settings: &[(&'static str, &str)]) -> Self {
+    pub async fn start_with(engine: Engine, settings: &[(&'static str, &str)]) -> Self {
         let db = TestDatabase::new();
         let vhost = TestVhost::create().await;
         let label = format!("e2e.{}", vhost.short_id());
         let (api_port, writer_port, watcher_port) = (free_port(), free_port(), free_port());
         let mut sys = System {
+            engine,
             api: format!("http://127.0.0.1:{api_port}"),
             writer_port,
             watcher_port,
@@ -108,8 +111,7 @@ impl System {
 
     /// Start a watcher and wait until it sees the engine and the broker.
     pub async fn start_watcher(&self) -> Program {
-        let docker =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into());
+        let docker = self.engine.host();
         let port = self.watcher_port;
         let watcher = spawn(
             "elkservice-watcher",
@@ -217,6 +219,7 @@ impl System {
 
     /// A container labelled for this system's watcher, named after its service.
     pub fn run_container(&self, service: &str) -> Container {
-        run_labelled(&self.label, service, &[], &["/bin/sleep", "100000"])
+        self.engine
+            .run_labelled(&self.label, service, &[], &["/bin/sleep", "100000"])
     }
 }

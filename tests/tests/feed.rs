@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use elkservice_core::amqp;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_e2e::{System, KEY};
-use elkservice_testkit::{eventually, free_port, publish_events};
+use elkservice_testkit::{eventually, free_port, publish_events, Engine};
 use lapin::options::ConfirmSelectOptions;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ const PUTS: usize = 150;
 
 #[tokio::test]
 async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history() {
-    let mut sys = System::start().await;
+    let mut sys = System::start(Engine::Podman).await;
     let second_writer = free_port();
     let writer = sys.spawn_writer_on(second_writer);
     sys.programs.push(writer);
@@ -202,7 +202,7 @@ async fn read_stream(mut res: reqwest::Response, until: i64, seqs: &mut Vec<i64>
 #[tokio::test]
 async fn a_stream_resumed_after_its_api_died_misses_nothing_and_repeats_nothing() {
     const CHANGES: usize = 10_000;
-    let mut sys = System::start().await;
+    let mut sys = System::start(Engine::Podman).await;
     let mut stream_api = sys.start_api().await;
     let (publisher, start) = {
         let conn = amqp::connect(&sys.vhost.url, "resume-publisher")

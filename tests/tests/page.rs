@@ -3,7 +3,7 @@
 //! `data-status="down"` without a reload.
 
 use elkservice_e2e::System;
-use elkservice_testkit::{eventually, free_port, podman};
+use elkservice_testkit::{eventually, free_port, on_both_engines, Engine};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -64,9 +64,10 @@ async fn status_of(page: &Client, service: &str) -> Option<String> {
     card.attr("data-status").await.ok().flatten()
 }
 
-#[tokio::test]
-async fn the_status_page_shows_a_killed_container_down_without_a_reload() {
-    let sys = System::start().await;
+on_both_engines!(the_status_page_shows_a_killed_container_down_without_a_reload);
+
+async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: Engine) {
+    let sys = System::start(engine).await;
     let c = sys.run_container("web");
     eventually(30, "web normal", || async {
         sys.row("web").await.filter(|r| r["Status"] == "normal")
@@ -97,19 +98,19 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload() {
         .await
         .unwrap();
     let shot = page.screenshot().await.unwrap();
-    let path = std::env::temp_dir().join("elkservice-status-page.png");
+    let path = std::env::temp_dir().join(format!("elkservice-status-page-{engine:?}.png"));
     std::fs::write(&path, shot).unwrap();
     eprintln!("screenshot: {}", path.display());
 
     let killed = Instant::now();
-    podman(&["kill", &c.0]);
+    c.cli(&["kill"]);
     eventually(10, "the page to show web down", || async {
         (status_of(&page, "web").await.as_deref() == Some("down")).then_some(())
     })
     .await;
     // The target is 1 s from the kill; on a shared machine it is reported, not asserted.
     eprintln!(
-        "container kill → page shows down: {} ms",
+        "{engine:?}: container kill → page shows down: {} ms",
         killed.elapsed().as_millis()
     );
     let kept = page
@@ -148,7 +149,7 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload() {
     assert_eq!(fits, json!(true));
     let shot = page.screenshot().await.unwrap();
     std::fs::write(
-        std::env::temp_dir().join("elkservice-status-phone.png"),
+        std::env::temp_dir().join(format!("elkservice-status-phone-{engine:?}.png")),
         shot,
     )
     .unwrap();

@@ -34,6 +34,12 @@ pub struct StatusEvent {
     /// writer keeps nothing of it, and this watcher sends it empty.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// A `down` that the operator asked for (`docker stop`): the service is
+    /// down, but it did not fail, so `FailedCount` stays. Optional within
+    /// schema 1 (absent means false), so a writer that predates it reads such
+    /// an event as an ordinary `down`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 /// The header of a dead-lettered message that says why it was refused.
@@ -83,6 +89,7 @@ impl StatusEvent {
             watcher: watcher.to_owned(),
             detail,
             labels: BTreeMap::new(),
+            planned: false,
         }
     }
 
@@ -173,6 +180,9 @@ mod tests {
         let text = String::from_utf8(e.encode()).unwrap();
         assert!(text.contains(r#""schema":1"#) && text.contains(r#""service":"kibana""#));
         assert_eq!(StatusEvent::decode(text.as_bytes()).unwrap(), e);
+        assert!(!text.contains("planned"), "false is left out: {text}");
+        let planned = StatusEvent { planned: true, ..e };
+        assert_eq!(StatusEvent::decode(&planned.encode()).unwrap(), planned);
         let ns = r#"{"schema":1,"service":"a","status":"normal","running":true,
             "observed_at":"2026-11-24T10:00:00.123456789Z","watcher":"w"}"#;
         assert_eq!(

@@ -7,13 +7,15 @@
 //! 2. The watcher process's CPU and RSS while it watches `BENCH_IDLE` (200) idle
 //!    containers for `BENCH_IDLE_SECS` (20) seconds.
 //!
+//! Against Podman (`DOCKER_HOST`), or the Docker Engine with `BENCH_ENGINE=docker`:
+//!
 //!     eval "$(scripts/services)"; cargo bench -p elkservice-watcher --bench watcher
 
 use bollard::Docker;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::{Status, StatusEvent};
-use elkservice_testkit::{consume_events, run_labelled, TestVhost};
+use elkservice_testkit::{consume_events, Engine, TestVhost};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
@@ -27,8 +29,15 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+fn engine() -> Engine {
+    match std::env::var("BENCH_ENGINE").as_deref() {
+        Ok("docker") => Engine::Docker,
+        _ => Engine::Podman,
+    }
+}
+
 fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into())
+    engine().host()
 }
 
 async fn wait_for(rx: &mut mpsc::UnboundedReceiver<StatusEvent>, service: &str, status: Status) {
@@ -82,14 +91,14 @@ async fn latencies(
     let mut out = Vec::with_capacity(trials);
     for i in 0..trials {
         let service = format!("lat-{}-{i}", if events { "ev" } else { "poll" });
-        let container = run_labelled(label, &service, &[], &["/bin/sleep", "1000"]);
+        let container = engine().run_labelled(label, &service, &[], &["/bin/sleep", "1000"]);
         wait_for(&mut rx, &service, Status::Normal).await;
         // Not right after the poll that reported it: kill at a random point of the cycle.
         tokio::time::sleep(Duration::from_secs_f64(rand::random::<f64>())).await;
         let start = Instant::now();
         docker
             .kill_container(
-                &container.0,
+                &container.name,
                 None::<bollard::query_parameters::KillContainerOptions>,
             )
             .await
@@ -153,7 +162,9 @@ async fn main() {
 
     // Idle containers, watched by the watcher as a process of its own.
     let _containers: Vec<_> = (0..idle)
-        .map(|i| run_labelled(&label, &format!("idle-{i}"), &[], &["/bin/sleep", "100000"]))
+        .map(|i| {
+            engine().run_labelled(&label, &format!("idle-{i}"), &[], &["/bin/sleep", "100000"])
+        })
         .collect();
     let (_conn, mut rx) = consume_events(&vhost).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_elkservice-watcher"))

@@ -3,6 +3,7 @@
 //! already includes the engine's own retries).
 
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use chrono::{DateTime, Utc};
 use elkservice_core::Status;
 
 /// What matters of a container's inspect output.
@@ -13,6 +14,9 @@ pub struct ContainerView {
     pub restarting: bool,
     /// `starting`, `healthy`, `unhealthy`, or empty when there is no healthcheck.
     pub health: String,
+    /// When the newest health check in the engine's log ended: how far this
+    /// view of the health reaches.
+    pub health_checked_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
     pub restart_count: i64,
@@ -28,6 +32,16 @@ impl From<&ContainerInspectResponse> for ContainerView {
             .filter(|s| !matches!(s, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE))
             .map(|s| s.to_string())
             .unwrap_or_default();
+        let health_checked_at = state
+            .health
+            .as_ref()
+            .and_then(|h| h.log.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|check| check.end.as_deref())
+            .filter_map(|end| DateTime::parse_from_rfc3339(end).ok())
+            .map(|end| end.with_timezone(&Utc))
+            .max();
         ContainerView {
             state: state
                 .status
@@ -36,6 +50,7 @@ impl From<&ContainerInspectResponse> for ContainerView {
             running: state.running.unwrap_or(false),
             restarting: state.restarting.unwrap_or(false),
             health,
+            health_checked_at,
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
             restart_count: c.restart_count.unwrap_or(0),
@@ -43,8 +58,20 @@ impl From<&ContainerInspectResponse> for ContainerView {
     }
 }
 
-/// The status, `running`, and a detail that keeps exit code, OOM and restarts.
-pub fn assess(c: &ContainerView, unhealthy_is_down: bool) -> (Status, bool, String) {
+/// What one container, or all of a service's containers together, amount to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub status: Status,
+    pub running: bool,
+    pub detail: String,
+    /// `down` because the operator stopped it: no failure.
+    pub planned: bool,
+}
+
+/// The status, `running`, and a detail that describes the container as it is
+/// now (exit code, OOM and restarts included). `stopped_on_request`: the
+/// engine said the operator stopped it.
+pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bool) -> Assessment {
     let status = if c.restarting || c.state == "restarting" {
         Status::Degraded
     } else if c.running {
@@ -54,6 +81,9 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool) -> (Status, bool, Stri
             "unhealthy" => Status::Degraded,
             _ => Status::Normal,
         }
+    } else if matches!(c.state.as_str(), "created" | "configured" | "initialized") {
+        // Being created or about to start: nothing has failed yet.
+        Status::Starting
     } else {
         Status::Down
     };
@@ -65,10 +95,16 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool) -> (Status, bool, Stri
             &c.state
         }
     )];
-    if !c.health.is_empty() {
+    // The health of a container that is not running is its last one before it
+    // stopped: not the current state.
+    if c.running && !c.health.is_empty() {
         detail.push(c.health.clone());
     }
-    if !c.running {
+    let planned = status == Status::Down && stopped_on_request;
+    if planned {
+        detail.push("stopped on request".into());
+    }
+    if status == Status::Down {
         if let Some(code) = c.exit_code {
             detail.push(format!("exit code {code}"));
         }
@@ -79,44 +115,49 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool) -> (Status, bool, Stri
     if c.restart_count > 0 {
         detail.push(format!("restarts {}", c.restart_count));
     }
-    (status, c.running, detail.join(", "))
+    Assessment {
+        status,
+        running: c.running,
+        detail: detail.join(", "),
+        planned,
+    }
 }
 
 /// One status for a service whose name several containers claim (replicas, or
 /// a container started twice with the same label): all running and healthy is
-/// `normal`; none running is `down`; anything between is `degraded`, with a
-/// detail that says how many of how many are healthy. One container is
-/// reported as it is. Claims are taken as they come: whoever can start a
-/// labelled container on a watched host speaks for that name.
-pub fn combine(parts: &[(Status, bool, String)]) -> (Status, bool, String) {
-    match parts {
+/// `normal`; none running is `down` (planned only if every one was stopped on
+/// request); anything between is `degraded`, with a detail that says how many
+/// of how many are healthy. One container is reported as it is. Claims are
+/// taken as they come: whoever can start a labelled container on a watched
+/// host speaks for that name.
+pub fn combine(parts: &[Assessment]) -> Assessment {
+    let n = parts.len();
+    let healthy = parts.iter().filter(|p| p.status == Status::Normal).count();
+    let running = parts.iter().filter(|p| p.running).count();
+    let (status, running, detail) = match parts {
         [] => (Status::Unknown, false, "no container".into()),
-        [one] => one.clone(),
-        _ => {
-            let n = parts.len();
-            let healthy = parts.iter().filter(|p| p.0 == Status::Normal).count();
-            let running = parts.iter().filter(|p| p.1).count();
-            if healthy == n {
-                (
-                    Status::Normal,
-                    true,
-                    format!("{n} of {n} containers healthy"),
-                )
-            } else if running == 0 {
-                let first = &parts[0].2;
-                (
-                    Status::Down,
-                    false,
-                    format!("none of {n} containers running ({first})"),
-                )
-            } else {
-                (
-                    Status::Degraded,
-                    true,
-                    format!("{healthy} of {n} containers healthy"),
-                )
-            }
-        }
+        [one] => return one.clone(),
+        _ if healthy == n => (
+            Status::Normal,
+            true,
+            format!("{n} of {n} containers healthy"),
+        ),
+        _ if running == 0 => (
+            Status::Down,
+            false,
+            format!("none of {n} containers running ({})", parts[0].detail),
+        ),
+        _ => (
+            Status::Degraded,
+            true,
+            format!("{healthy} of {n} containers healthy"),
+        ),
+    };
+    Assessment {
+        status,
+        running,
+        detail,
+        planned: status == Status::Down && parts.iter().all(|p| p.planned),
     }
 }
 
@@ -143,45 +184,74 @@ mod tests {
             (view("restarting", false, ""), Status::Degraded),
             (view("exited", false, ""), Status::Down),
             (view("dead", false, ""), Status::Down),
-            (view("created", false, ""), Status::Down),
+            // Docker's `create` event comes before `start`: no failure there.
+            (view("created", false, ""), Status::Starting),
         ];
         for (v, want) in cases {
-            assert_eq!(assess(&v, false).0, want, "{v:?}");
+            assert_eq!(assess(&v, false, false).status, want, "{v:?}");
         }
         assert_eq!(
-            assess(&view("running", true, "unhealthy"), true).0,
+            assess(&view("running", true, "unhealthy"), true, false).status,
             Status::Down
         );
     }
 
     #[test]
-    fn detail_keeps_exit_code_oom_and_restarts() {
+    fn detail_describes_the_container_as_it_is_now() {
         let v = ContainerView {
             exit_code: Some(137),
             oom_killed: true,
             restart_count: 2,
-            ..view("exited", false, "")
+            ..view("exited", false, "unhealthy")
         };
         assert_eq!(
-            assess(&v, false).2,
-            "container exited, exit code 137, OOM killed, restarts 2"
+            assess(&v, false, false).detail,
+            "container exited, exit code 137, OOM killed, restarts 2",
+            "no health once it has stopped"
         );
         assert_eq!(
-            assess(&view("running", true, "healthy"), false).2,
+            assess(&view("running", true, "healthy"), false, false).detail,
             "container running, healthy"
         );
+        let created = ContainerView {
+            exit_code: Some(0),
+            ..view("created", false, "")
+        };
+        assert_eq!(assess(&created, false, false).detail, "container created");
+    }
+
+    #[test]
+    fn a_stop_on_request_is_down_and_planned_until_it_runs_again() {
+        let stopped = ContainerView {
+            exit_code: Some(143),
+            ..view("exited", false, "")
+        };
+        let a = assess(&stopped, false, true);
+        assert_eq!((a.status, a.planned), (Status::Down, true));
+        assert_eq!(
+            a.detail,
+            "container exited, stopped on request, exit code 143"
+        );
+        // The flag only qualifies a `down`.
+        let a = assess(&view("running", true, ""), false, true);
+        assert_eq!((a.status, a.planned), (Status::Normal, false));
     }
 
     #[test]
     fn containers_sharing_a_name_make_one_status() {
-        let part = |status, running| (status, running, format!("{status}"));
+        let part = |status, running| Assessment {
+            status,
+            running,
+            detail: format!("{status}"),
+            planned: false,
+        };
         assert_eq!(
             combine(&[part(Status::Down, false)]),
             part(Status::Down, false)
         );
         let all = combine(&[part(Status::Normal, true), part(Status::Normal, true)]);
         assert_eq!(
-            (all.0, all.2.as_str()),
+            (all.status, all.detail.as_str()),
             (Status::Normal, "2 of 2 containers healthy")
         );
         let some = combine(&[
@@ -189,10 +259,19 @@ mod tests {
             part(Status::Down, false),
             part(Status::Degraded, true),
         ]);
-        assert_eq!((some.0, some.1), (Status::Degraded, true));
-        assert_eq!(some.2, "1 of 3 containers healthy");
+        assert_eq!((some.status, some.running), (Status::Degraded, true));
+        assert_eq!(some.detail, "1 of 3 containers healthy");
         let none = combine(&[part(Status::Down, false), part(Status::Down, false)]);
-        assert_eq!((none.0, none.1), (Status::Down, false));
-        assert!(none.2.starts_with("none of 2 containers running"));
+        assert_eq!(
+            (none.status, none.running, none.planned),
+            (Status::Down, false, false)
+        );
+        assert!(none.detail.starts_with("none of 2 containers running"));
+        let stopped = Assessment {
+            planned: true,
+            ..part(Status::Down, false)
+        };
+        assert!(combine(&[stopped.clone(), stopped.clone()]).planned);
+        assert!(!combine(&[stopped, part(Status::Down, false)]).planned);
     }
 }

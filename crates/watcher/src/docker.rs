@@ -10,7 +10,8 @@
 //! stream). When the engine cannot be reached, every container service it
 //! watched becomes `unknown`: the watcher cannot see, which is not `down`.
 
-use crate::container::{assess, combine, ContainerView};
+use crate::container::{assess, combine, Assessment, ContainerView};
+use crate::lifecycle::{catch_up, Action, Caught, HealthEvent, Lifecycle};
 use crate::metrics::Metrics;
 use crate::observation::Observation;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -23,41 +24,40 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-/// Container events that can change what a container's state means.
-const ACTIONS: [&str; 13] = [
-    "create",
-    "start",
-    "restart",
-    "die",
-    "stop",
-    "kill",
-    "oom",
-    "pause",
-    "unpause",
-    "destroy",
-    "remove",
-    "health_status",
-    // Podman: after `died`, once the container is cleaned up (inspect may have
-    // seen the transient `stopped` state at `died`).
-    "cleanup",
-];
+/// How long a `die` after a soft kill waits for Docker's `stop` before it is
+/// taken for a failure. Docker sends `stop` milliseconds after `die`.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+/// A health event whose check the inspection has not shown yet is looked at
+/// again after this, doubling up to [`HEALTH_RECHECK_MAX`]…
+const HEALTH_RECHECK_FIRST: Duration = Duration::from_millis(20);
+const HEALTH_RECHECK_MAX: Duration = Duration::from_millis(500);
+/// …for this long (a check may run up to its timeout); then the inspection
+/// is taken as it is and the next event or poll corrects it.
+const HEALTH_RECHECK_FOR: Duration = Duration::from_secs(10);
 
-/// The containers seen in this engine: id → the service it stands for, and
-/// what its last inspection said.
+/// One container seen in this engine.
+struct Seen {
+    name: ServiceName,
+    assessment: Assessment,
+    lifecycle: Lifecycle,
+}
+
+/// The containers seen in this engine, by id.
 #[derive(Default)]
-struct Known(HashMap<String, (ServiceName, (Status, bool, String))>);
+struct Known(HashMap<String, Seen>);
 
 impl Known {
     fn names(&self) -> Vec<ServiceName> {
-        let mut names: Vec<_> = self.0.values().map(|(n, _)| n.clone()).collect();
+        let mut names: Vec<_> = self.0.values().map(|s| s.name.clone()).collect();
         names.sort();
         names.dedup();
         names
     }
 
     fn name_of(&self, id: &str) -> Option<ServiceName> {
-        self.0.get(id).map(|(n, _)| n.clone())
+        self.0.get(id).map(|s| s.name.clone())
     }
 
     fn ids(&self) -> Vec<String> {
@@ -66,15 +66,50 @@ impl Known {
 
     /// What all of a service's containers say together; None if it has none.
     fn observation(&self, name: &ServiceName) -> Option<Observation> {
-        let mut parts: Vec<_> = self.0.iter().filter(|(_, (n, _))| n == name).collect();
+        let mut parts: Vec<_> = self.0.iter().filter(|(_, s)| s.name == *name).collect();
         parts.sort_by(|a, b| a.0.cmp(b.0));
-        let parts: Vec<_> = parts.into_iter().map(|(_, (_, p))| p.clone()).collect();
+        let parts: Vec<_> = parts
+            .into_iter()
+            .map(|(_, s)| s.assessment.clone())
+            .collect();
         if parts.is_empty() {
             return None;
         }
-        let (status, running, detail) = combine(&parts);
-        Some(Observation::now(name.clone(), status, running, detail))
+        Some(Observation::assessed(name.clone(), combine(&parts)))
     }
+}
+
+/// A container whose report waits for a later event or a moment.
+enum Pending {
+    /// It died after a soft kill: a failure unless Docker's `stop` comes by `due`.
+    Died { due: Instant },
+    /// A health event the inspection had not caught up with.
+    Health {
+        due: Instant,
+        event: HealthEvent,
+        delay: Duration,
+        until: Instant,
+    },
+}
+
+impl Pending {
+    fn due(&self) -> Instant {
+        match self {
+            Pending::Died { due } | Pending::Health { due, .. } => *due,
+        }
+    }
+}
+
+/// What an inspection found.
+enum Looked {
+    /// The container's assessment in `known` is fresh: report its service.
+    Seen,
+    /// The container is gone (first time): report its service.
+    Gone,
+    /// Nothing to report now.
+    Nothing,
+    /// The inspection predates the health event it was for.
+    Behind,
 }
 
 pub struct DockerSource {
@@ -162,7 +197,8 @@ impl DockerSource {
             until: None,
             filters: Some(filters),
         }));
-        self.reconcile(tx, known).await?;
+        let mut pending: HashMap<String, Pending> = HashMap::new();
+        self.reconcile(tx, known, &pending).await?;
         self.metrics.engine_connected.set(1);
         let mut poll = tokio::time::interval(self.poll);
         poll.tick().await;
@@ -172,16 +208,20 @@ impl DockerSource {
             loop {
                 tokio::select! {
                     _ = stopping(shutdown) => return Ok(SessionEnd::Shutdown),
-                    _ = poll.tick() => self.reconcile(tx, known).await?,
+                    _ = poll.tick() => self.reconcile(tx, known, &pending).await?,
                 }
             }
         }
         loop {
+            let next_due = pending.values().map(Pending::due).min();
             tokio::select! {
                 _ = stopping(shutdown) => return Ok(SessionEnd::Shutdown),
                 _ = poll.tick() => {
-                    self.reconcile(tx, known).await?;
+                    self.reconcile(tx, known, &pending).await?;
                     retry.succeeded();
+                }
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    self.settle_due(tx, known, &mut pending).await?;
                 }
                 next = tokio::time::timeout(self.idle_watchdog, events.next()) => match next {
                     Err(_idle) => {
@@ -199,25 +239,138 @@ impl DockerSource {
                     Ok(Some(Ok(event))) => {
                         // The stream works: the next outage starts from the first delay.
                         retry.succeeded();
-                        let action = event.action.unwrap_or_default();
-                        // Docker says `health_status: healthy`; Podman `health_status`.
-                        let action = action.split(':').next().unwrap_or_default().trim();
-                        if !ACTIONS.contains(&action) {
-                            continue;
-                        }
-                        let actor = event.actor.unwrap_or_default();
-                        let id = actor.id.unwrap_or_default();
-                        let attributes = actor.attributes.unwrap_or_default();
-                        let name = self
-                            .service_of(attributes.get(&self.label), attributes.get("name").map(String::as_str))
-                            .or_else(|| known.name_of(&id));
-                        if let Some(name) = name {
-                            self.inspect(tx, known, &id, name).await?;
-                        }
+                        self.on_event(tx, known, &mut pending, event).await?;
                     }
                 }
             }
         }
+    }
+
+    /// One engine event: inspect the container it is about, unless the event
+    /// says what the status needs to wait for.
+    async fn on_event(
+        &self,
+        tx: &mpsc::Sender<Observation>,
+        known: &mut Known,
+        pending: &mut HashMap<String, Pending>,
+        event: bollard::models::EventMessage,
+    ) -> Result<(), bollard::errors::Error> {
+        let actor = event.actor.unwrap_or_default();
+        let attributes = actor.attributes.unwrap_or_default();
+        let Some(action) = Action::parse(event.action.as_deref().unwrap_or_default(), &attributes)
+        else {
+            return Ok(());
+        };
+        let id = actor.id.unwrap_or_default();
+        let Some(name) = self
+            .service_of(
+                attributes.get(&self.label),
+                attributes.get("name").map(String::as_str),
+            )
+            .or_else(|| known.name_of(&id))
+        else {
+            return Ok(());
+        };
+        if let Some(seen) = known.0.get_mut(&id) {
+            seen.lifecycle.record(&action);
+        }
+        // A death held for Docker's `stop` is reported as it is before
+        // anything that follows it (a restart, say) hides it.
+        if action != Action::Stopped && matches!(pending.get(&id), Some(Pending::Died { .. })) {
+            pending.remove(&id);
+            report(tx, known, &name).await;
+        }
+        let health = match &action {
+            // A signal changes nothing until the container dies.
+            Action::Kill { .. } => return Ok(()),
+            Action::Stopped => {
+                pending.remove(&id);
+                None
+            }
+            Action::Health(value) => Some(HealthEvent {
+                at: event
+                    .time_nano
+                    .map(chrono::DateTime::from_timestamp_nanos)
+                    .unwrap_or_else(Utc::now),
+                value: value.clone(),
+            }),
+            _ => None,
+        };
+        let soft_killed = known.0.get(&id).is_some_and(|s| s.lifecycle.soft_killed);
+        match self.look(known, &id, name.clone(), health.as_ref()).await? {
+            Looked::Seen if action == Action::Died && soft_killed => {
+                let due = Instant::now() + STOP_GRACE;
+                pending.insert(id, Pending::Died { due });
+            }
+            Looked::Seen | Looked::Gone => report(tx, known, &name).await,
+            Looked::Nothing => {}
+            Looked::Behind => {
+                let event = health.expect("only a health event can be behind");
+                pending.insert(
+                    id,
+                    Pending::Health {
+                        due: Instant::now() + HEALTH_RECHECK_FIRST,
+                        event,
+                        delay: HEALTH_RECHECK_FIRST,
+                        until: Instant::now() + HEALTH_RECHECK_FOR,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Report what has waited long enough: a death with no `stop` after it
+    /// is a failure; a health event is looked at again.
+    async fn settle_due(
+        &self,
+        tx: &mpsc::Sender<Observation>,
+        known: &mut Known,
+        pending: &mut HashMap<String, Pending>,
+    ) -> Result<(), bollard::errors::Error> {
+        let now = Instant::now();
+        let due: Vec<String> = pending
+            .iter()
+            .filter(|(_, p)| p.due() <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let Some(name) = known.name_of(&id) else {
+                pending.remove(&id);
+                continue;
+            };
+            match pending.remove(&id) {
+                Some(Pending::Died { .. }) => report(tx, known, &name).await,
+                Some(Pending::Health {
+                    event,
+                    delay,
+                    until,
+                    ..
+                }) => {
+                    // Past the bound, the inspection is taken as it is.
+                    let health = (now < until).then_some(&event);
+                    match self.look(known, &id, name.clone(), health).await? {
+                        Looked::Seen | Looked::Gone => report(tx, known, &name).await,
+                        Looked::Nothing => {}
+                        Looked::Behind => {
+                            let delay = (delay * 2).min(HEALTH_RECHECK_MAX);
+                            let due = now + delay;
+                            pending.insert(
+                                id,
+                                Pending::Health {
+                                    due,
+                                    event,
+                                    delay,
+                                    until,
+                                },
+                            );
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// The service a container stands for: its label, else its name in config.
@@ -235,34 +388,43 @@ impl DockerSource {
         container_name.and_then(|n| self.by_container.get(n.trim_start_matches('/')).cloned())
     }
 
-    /// Inspect one container and report it; a container that is gone is `down`.
-    async fn inspect(
+    /// Inspect one container into `known`, brought up to `health` if given.
+    async fn look(
         &self,
-        tx: &mpsc::Sender<Observation>,
         known: &mut Known,
         id: &str,
         name: ServiceName,
-    ) -> Result<(), bollard::errors::Error> {
+        health: Option<&HealthEvent>,
+    ) -> Result<Looked, bollard::errors::Error> {
         self.metrics.inspections.inc();
-        let observation = match self.docker.inspect_container(id, None).await {
+        match self.docker.inspect_container(id, None).await {
             Ok(c) => {
-                let assessed = assess(&ContainerView::from(&c), self.unhealthy_is_down);
-                known.0.insert(id.to_owned(), (name.clone(), assessed));
-                known.observation(&name).expect("just inserted")
+                let mut view = ContainerView::from(&c);
+                if health.is_some_and(|h| catch_up(&mut view, h) == Caught::Behind) {
+                    return Ok(Looked::Behind);
+                }
+                let seen = known.0.entry(id.to_owned()).or_insert_with(|| Seen {
+                    name: name.clone(),
+                    assessment: combine(&[]),
+                    lifecycle: Lifecycle::default(),
+                });
+                seen.name = name;
+                seen.assessment = assess(
+                    &view,
+                    self.unhealthy_is_down,
+                    seen.lifecycle.stopped_on_request,
+                );
+                Ok(Looked::Seen)
             }
+            // Reported once: later events of a removed container (Podman's
+            // `cleanup`, say) must not report it again, after the service may
+            // have been deleted.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => {
-                // Reported once: later events of a removed container (Podman's
-                // `cleanup`, say) must not report it again, after the service
-                // may have been deleted.
-                if known.0.remove(id).is_none() {
-                    return Ok(());
-                }
-                known
-                    .observation(&name)
-                    .unwrap_or_else(|| Observation::removed(name))
-            }
+            }) => Ok(match known.0.remove(id) {
+                Some(_) => Looked::Gone,
+                None => Looked::Nothing,
+            }),
             // The engine answered, but with an error about this container, or with
             // a state the client does not know (Podman's transient `stopped`). The
             // engine is reachable, so nothing becomes unknown: the container's next
@@ -272,19 +434,20 @@ impl DockerSource {
                 | bollard::errors::Error::JsonDataError { .. }),
             ) => {
                 tracing::warn!(container = %id, error = %e, "inspect gave no usable state; skipping this container for now");
-                return Ok(());
+                Ok(Looked::Nothing)
             }
-            Err(e) => return Err(e),
-        };
-        let _ = tx.send(observation).await;
-        Ok(())
+            Err(e) => Err(e),
+        }
     }
 
-    /// List the labelled containers, inspect each, and report the ones that vanished.
+    /// List the labelled containers, inspect each, and report the ones that
+    /// vanished. A container whose report waits for an event is inspected,
+    /// not reported.
     async fn reconcile(
         &self,
         tx: &mpsc::Sender<Observation>,
         known: &mut Known,
+        pending: &HashMap<String, Pending>,
     ) -> Result<(), bollard::errors::Error> {
         // Unfiltered when containers are also named in config; else only the labelled.
         let filters = self
@@ -311,16 +474,29 @@ impl DockerSource {
             if listed.contains_key(&id) {
                 continue;
             }
-            if let Some((name, _)) = known.0.remove(&id) {
+            if let Some(seen) = known.0.remove(&id) {
                 // A service with containers left is reported by their inspection below.
-                if !listed.values().any(|n| *n == name) && known.observation(&name).is_none() {
-                    let _ = tx.send(Observation::removed(name)).await;
+                if !listed.values().any(|n| *n == seen.name)
+                    && known.observation(&seen.name).is_none()
+                {
+                    let _ = tx.send(Observation::removed(seen.name)).await;
                 }
             }
         }
         for (id, name) in listed {
-            self.inspect(tx, known, &id, name).await?;
+            let looked = self.look(known, &id, name.clone(), None).await?;
+            if matches!(looked, Looked::Seen | Looked::Gone) && !pending.contains_key(&id) {
+                report(tx, known, &name).await;
+            }
         }
         Ok(())
     }
+}
+
+/// Send what a service's containers say now; a service with none left was removed.
+async fn report(tx: &mpsc::Sender<Observation>, known: &Known, name: &ServiceName) {
+    let observation = known
+        .observation(name)
+        .unwrap_or_else(|| Observation::removed(name.clone()));
+    let _ = tx.send(observation).await;
 }

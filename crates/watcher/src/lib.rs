@@ -3,7 +3,8 @@
 //!
 //! Sources send [`observation::Observation`]s over a channel: [`docker`] watches labelled
 //! (or configured) containers through the engine's API ([`container`] maps
-//! their state to a status); [`probe`] runs the watcher's own HTTP and TCP
+//! their state to a status, [`lifecycle`] reads what the engine's events add
+//! to it); [`probe`] runs the watcher's own HTTP and TCP
 //! probes, whose results a [`tracker`] turns into a status. The [`publisher`]
 //! keeps the latest observation per service and publishes what changed, with
 //! confirms. [`observation`] and [`metrics`] are what these modules share;
@@ -11,6 +12,7 @@
 
 pub mod container;
 pub mod docker;
+pub mod lifecycle;
 pub mod metrics;
 pub mod observation;
 pub mod probe;

@@ -1,6 +1,7 @@
 //! What a source saw of one service at one moment, and how it becomes the
 //! status event on the wire.
 
+use crate::container::Assessment;
 use chrono::{DateTime, Utc};
 use elkservice_core::domain::DETAIL_MAX_LEN;
 use elkservice_core::{ServiceName, Status, StatusEvent};
@@ -16,6 +17,8 @@ pub struct Observation {
     /// The service's container is gone: once this is published, the watcher
     /// forgets the service instead of reporting it again and again.
     pub removed: bool,
+    /// A `down` the operator asked for (see [`StatusEvent::planned`]).
+    pub planned: bool,
 }
 
 impl Observation {
@@ -27,6 +30,15 @@ impl Observation {
             detail: bounded(detail),
             observed_at: Utc::now(),
             removed: false,
+            planned: false,
+        }
+    }
+
+    /// What a service's containers amount to, now.
+    pub fn assessed(name: ServiceName, a: Assessment) -> Self {
+        Observation {
+            planned: a.planned,
+            ..Self::now(name, a.status, a.running, a.detail)
         }
     }
 
@@ -42,14 +54,17 @@ impl Observation {
 impl Observation {
     /// The event that `watcher` publishes for this observation.
     pub fn to_event(&self, watcher: &str) -> StatusEvent {
-        StatusEvent::observed(
-            self.name.clone(),
-            self.status,
-            self.running,
-            self.observed_at,
-            watcher,
-            Some(self.detail.clone()),
-        )
+        StatusEvent {
+            planned: self.planned,
+            ..StatusEvent::observed(
+                self.name.clone(),
+                self.status,
+                self.running,
+                self.observed_at,
+                watcher,
+                Some(self.detail.clone()),
+            )
+        }
     }
 }
 

@@ -47,8 +47,13 @@ impl State {
             self.latest.insert(o.name.clone(), o);
             return;
         };
-        if (prev.status, prev.running, &prev.detail, prev.removed)
-            == (o.status, o.running, &o.detail, o.removed)
+        if (
+            prev.status,
+            prev.running,
+            &prev.detail,
+            prev.removed,
+            prev.planned,
+        ) == (o.status, o.running, &o.detail, o.removed, o.planned)
         {
             return;
         }

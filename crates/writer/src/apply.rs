@@ -118,8 +118,12 @@ pub fn plan<'a>(
                 });
                 u.status_changed_at = Some(event.observed_at);
                 // A failure is a new one unless the service was already down
-                // before a blip through `unknown` or `starting`.
-                if event.status == Status::Down && state.settled != Some(Status::Down) {
+                // before a blip through `unknown` or `starting`; a stop the
+                // operator asked for is no failure at all.
+                if event.status == Status::Down
+                    && !event.planned
+                    && state.settled != Some(Status::Down)
+                {
                     u.failed_increment += 1;
                 }
             }
@@ -455,6 +459,32 @@ mod rules {
         assert_eq!(p.updates[0].failed_increment, 0);
         let p = plan(&row(Status::Unknown, Some(Status::Normal)), &none, &down);
         assert_eq!(p.updates[0].failed_increment, 1);
+    }
+
+    #[test]
+    fn a_stop_the_operator_asked_for_is_down_but_no_failure() {
+        let none = HashMap::new();
+        let planned = |second| StatusEvent {
+            planned: true,
+            ..ev(Status::Down, second)
+        };
+        // Stopped, started, then it crashes: one failure, the crash.
+        let events = [
+            planned(1),
+            ev(Status::Starting, 2),
+            ev(Status::Normal, 3),
+            ev(Status::Down, 4),
+        ];
+        let p = plan(&row(Status::Normal, Some(Status::Normal)), &none, &events);
+        assert_eq!(p.transitions.len(), 4);
+        assert_eq!(p.updates[0].failed_increment, 1);
+        let p = plan(
+            &row(Status::Normal, Some(Status::Normal)),
+            &none,
+            &events[..1],
+        );
+        assert_eq!(p.updates[0].failed_increment, 0);
+        assert_eq!(p.updates[0].settled, Some(Status::Down));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The watcher against a real Podman API socket and a real RabbitMQ: each test
-//! watches containers under a label key of its own and reads what is published
-//! from a queue in a vhost of its own.
+//! The watcher against the real engines (Podman's API socket and a Docker
+//! Engine, one test body for each) and a real RabbitMQ: each test watches
+//! containers under a label key of its own and reads what is published from a
+//! queue in a vhost of its own.
 
 mod config;
 mod probes;
@@ -9,19 +10,15 @@ use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::StatusEvent;
 use elkservice_testkit::{
-    consume_events, eventually, podman, run_labelled, Container, TestVhost, IMAGE,
+    consume_events, eventually, on_both_engines, Container, Engine, TestVhost,
 };
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
-use std::process::Command;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///run/elk-podman.sock".into())
-}
-
 struct Harness {
+    engine: Engine,
     vhost: TestVhost,
     label: String,
     events: mpsc::UnboundedReceiver<StatusEvent>,
@@ -29,11 +26,12 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new() -> Self {
+    async fn new(engine: Engine) -> Self {
         let vhost = TestVhost::create().await;
         let (conn, events) = consume_events(&vhost).await;
         let label = format!("elktest.{}", vhost.short_id());
         Harness {
+            engine,
             vhost,
             label,
             events,
@@ -41,7 +39,12 @@ impl Harness {
         }
     }
 
-    fn settings(&self, docker_host: String) -> Settings {
+    /// Settings that watch this test's engine.
+    fn settings(&self) -> Settings {
+        self.settings_on(self.engine.host())
+    }
+
+    fn settings_on(&self, docker_host: String) -> Settings {
         Settings {
             watcher: WatcherSettings {
                 id: "test-watcher".into(),
@@ -72,9 +75,9 @@ impl Harness {
         stop
     }
 
-    /// A labelled container running `cmd`, plus any extra `podman run` options.
+    /// A labelled container running `cmd`, plus any extra `run` options.
     fn run(&self, service: &str, extra: &[&str], cmd: &[&str]) -> Container {
-        run_labelled(&self.label, service, extra, cmd)
+        self.engine.run_labelled(&self.label, service, extra, cmd)
     }
 
     /// Wait for an event about `service` that satisfies `check`.
@@ -84,13 +87,36 @@ impl Harness {
         what: &str,
         check: impl Fn(&StatusEvent) -> bool,
     ) -> StatusEvent {
+        let mut until = self.until(service, what, check).await;
+        until.pop().expect("the matching event")
+    }
+
+    /// `service`'s events up to and including the first that satisfies `check`.
+    async fn until(
+        &mut self,
+        service: &str,
+        what: &str,
+        check: impl Fn(&StatusEvent) -> bool,
+    ) -> Vec<StatusEvent> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e)) if e.service.as_str() == service && check(&e) => return e,
-                Ok(Some(e)) => seen.push(format!("{} {} {:?}", e.service, e.status, e.detail)),
-                _ => panic!("no event for {service} with {what} within 30 s; saw {seen:?}"),
+                Ok(Some(e)) if e.service.as_str() == service => {
+                    let done = check(&e);
+                    seen.push(e);
+                    if done {
+                        return seen;
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => {
+                    let seen: Vec<_> = seen
+                        .iter()
+                        .map(|e| format!("{} {:?}", e.status, e.detail))
+                        .collect();
+                    panic!("no event for {service} with {what} within 30 s; saw {seen:?}")
+                }
             }
         }
     }
@@ -98,55 +124,89 @@ impl Harness {
 
 use elkservice_core::Status::{Degraded, Down, Normal, Starting, Unknown};
 
-#[tokio::test]
-async fn a_labelled_container_is_followed_through_its_life() {
-    let mut h = Harness::new().await;
-    let _stop = h.start(h.settings(docker_host()));
+on_both_engines!(
+    a_labelled_container_is_followed_through_its_life,
+    health_transitions_are_reported_from_the_engines_events,
+    when_the_engine_goes_away_services_are_unknown_not_down,
+    a_change_during_a_broker_outage_is_published_after_it,
+    containers_that_share_a_name_are_reported_as_one_service,
+);
+
+async fn a_labelled_container_is_followed_through_its_life(engine: Engine) {
+    let mut h = Harness::new(engine).await;
+    let _stop = h.start(h.settings());
     let c = h.run("web", &[], &["/bin/sleep", "1000"]);
-    let e = h.expect("web", "normal", |e| e.status == Normal).await;
+    // Created, then running: never `down` on the way.
+    let start = h.until("web", "normal", |e| e.status == Normal).await;
+    assert!(
+        start
+            .iter()
+            .all(|e| e.status == Starting || e.status == Normal),
+        "{start:?}"
+    );
+    let e = start.last().unwrap();
     assert!(e.running);
     assert_eq!(e.watcher, "test-watcher");
 
-    podman(&["kill", &c.0]);
+    c.cli(&["kill"]);
     let e = h.expect("web", "down", |e| e.status == Down).await;
-    assert!(!e.running);
-    assert!(
-        e.detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("exit code 137"),
-        "{:?}",
-        e.detail
-    );
+    assert!(!e.running && !e.planned, "a kill is a failure: {e:?}");
+    assert_eq!(e.detail.as_deref(), Some("container exited, exit code 137"));
 
-    podman(&["start", &c.0]);
+    c.cli(&["start"]);
     h.expect("web", "normal again", |e| e.status == Normal && e.running)
         .await;
 
     // sleep ignores SIGTERM as PID 1, so stop ends in SIGKILL after the timeout.
-    podman(&["stop", "-t", "1", &c.0]);
-    h.expect("web", "down once stopped", |e| {
-        e.status == Down && !e.running
-    })
-    .await;
+    c.cli(&["stop", "-t", "1"]);
+    let e = h
+        .expect("web", "down once stopped", |e| {
+            e.status == Down && !e.running
+        })
+        .await;
+    let detail = e.detail.as_deref().unwrap_or_default();
+    if engine.reports_stops() {
+        assert!(
+            e.planned,
+            "a stop the operator asked for is no failure: {e:?}"
+        );
+        assert_eq!(
+            detail,
+            "container exited, stopped on request, exit code 137"
+        );
+    } else {
+        assert!(!e.planned, "{e:?}");
+    }
 
-    podman(&["restart", "-t", "0", &c.0]);
+    c.cli(&["restart", "-t", "0"]);
     h.expect("web", "normal after a restart", |e| {
         e.status == Normal && e.running
     })
     .await;
 
-    podman(&["rm", "-f", "-t", "0", &c.0]);
+    c.remove();
     let e = h
         .expect("web", "down once removed", |e| e.status == Down)
         .await;
     assert_eq!(e.detail.as_deref(), Some("container removed"));
 }
 
-#[tokio::test]
-async fn health_checks_drive_starting_normal_and_degraded() {
-    let mut h = Harness::new().await;
-    let _stop = h.start(h.settings(docker_host()));
+/// Healthy → unhealthy → healthy, `ELK_TEST_HEALTH_CYCLES` times (default
+/// 50): every transition arrives through the event stream (the harness polls
+/// once an hour). Docker checks every second on its own, and its
+/// `health_status` events carry the new health; Podman checks when told to,
+/// and sends its event before the check's result can be inspected.
+async fn health_transitions_are_reported_from_the_engines_events(engine: Engine) {
+    let cycles: usize = std::env::var("ELK_TEST_HEALTH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let mut h = Harness::new(engine).await;
+    let _stop = h.start(h.settings());
+    let interval = match engine {
+        Engine::Docker => "1s",
+        Engine::Podman => "1h",
+    };
     let c = h.run(
         "es",
         &[
@@ -155,44 +215,116 @@ async fn health_checks_drive_starting_normal_and_degraded() {
             "--health-retries",
             "1",
             "--health-interval",
-            "1h",
+            interval,
         ],
-        &["/bin/sh", "-c", "echo ok > /tmp/ok; exec /bin/sleep 1000"],
+        &["/bin/sh", "-c", "exec /bin/sleep 1000"],
     );
     h.expect("es", "starting", |e| e.status == Starting).await;
-    podman(&["healthcheck", "run", &c.0]);
-    h.expect("es", "normal once healthy", |e| e.status == Normal)
-        .await;
-    podman(&["exec", &c.0, "/bin/busybox", "rm", "/tmp/ok"]);
-    let _ = Command::new("podman")
-        .args(["healthcheck", "run", &c.0])
-        .output(); // exits 1: unhealthy
-    let e = h
-        .expect("es", "degraded once unhealthy", |e| e.status == Degraded)
-        .await;
-    assert!(e.running);
+    let mut engine_events = HealthEvents::follow(engine, &c.name);
+    let check = || {
+        if engine == Engine::Podman {
+            // Exits 1 when the check fails.
+            engine.try_cli(&["healthcheck", "run", &c.name]);
+        }
+    };
+    let mut delays = Vec::new();
+    for cycle in 0..cycles {
+        for (health, status, file_op) in
+            [("healthy", Normal, "touch"), ("unhealthy", Degraded, "rm")]
+        {
+            c.exec(&["/bin/busybox", file_op, "-f", "/tmp/ok"]);
+            check();
+            let e = h
+                .expect("es", health, |e| e.status == status && e.running)
+                .await;
+            let received = chrono::Utc::now();
+            let sent = engine_events.next(health).await;
+            assert!(
+                e.detail.as_deref().unwrap_or_default().ends_with(health),
+                "cycle {cycle}: {e:?}"
+            );
+            delays.push((received - sent).num_milliseconds());
+        }
+    }
+    delays.sort_unstable();
+    eprintln!(
+        "{engine:?}: {} health transitions; from the engine's event to the published status: \
+         p50 {} ms, p99 {} ms, max {} ms",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() * 99 / 100],
+        delays.last().unwrap()
+    );
 }
 
-#[tokio::test]
-async fn when_the_engine_goes_away_services_are_unknown_not_down() {
-    let mut h = Harness::new().await;
-    // An engine socket of this test's own, which it can take away.
-    let sock = format!("/tmp/{}.sock", h.label);
-    let mut service = Command::new("podman")
-        .args(["system", "service", "--time=0", &format!("unix://{sock}")])
-        .spawn()
+/// The engine's own `health_status` events for one container, as a second
+/// client sees them: when each was sent, for the delay figures.
+struct HealthEvents(mpsc::UnboundedReceiver<(chrono::DateTime<chrono::Utc>, Option<String>)>);
+
+impl HealthEvents {
+    fn follow(engine: Engine, container: &str) -> Self {
+        use futures_util::StreamExt;
+        let docker = bollard::Docker::connect_with_unix(
+            engine.host().trim_start_matches("unix://"),
+            30,
+            bollard::API_DEFAULT_VERSION,
+        )
         .unwrap();
-    eventually(30, "the private engine socket", || async {
-        std::path::Path::new(&sock).exists().then_some(())
-    })
-    .await;
-    let _stop = h.start(h.settings(format!("unix://{sock}")));
+        let filters = std::collections::HashMap::from([
+            ("container".to_owned(), vec![container.to_owned()]),
+            ("event".to_owned(), vec!["health_status".to_owned()]),
+        ]);
+        // From before the container's first check: the request is only sent
+        // once the stream is polled, which is on the task below.
+        let since = (chrono::Utc::now().timestamp() - 2).to_string();
+        let mut stream = docker.events(Some(bollard::query_parameters::EventsOptions {
+            since: Some(since),
+            until: None,
+            filters: Some(filters),
+        }));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(e)) = stream.next().await {
+                let at = chrono::DateTime::from_timestamp_nanos(e.time_nano.unwrap_or_default());
+                let value = e
+                    .action
+                    .unwrap_or_default()
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_owned());
+                if tx.send((at, value)).is_err() {
+                    return;
+                }
+            }
+        });
+        HealthEvents(rx)
+    }
+
+    /// When the engine sent the event of this check (Docker names the health;
+    /// Podman sends one per check, so the newest so far is taken).
+    async fn next(&mut self, health: &str) -> chrono::DateTime<chrono::Utc> {
+        let mut last = None;
+        loop {
+            let wait = if last.is_some() { 0 } else { 30 };
+            match tokio::time::timeout(Duration::from_secs(wait), self.0.recv()).await {
+                Ok(Some((at, Some(value)))) if value == health => return at,
+                Ok(Some((_, Some(_)))) => {}
+                Ok(Some((at, None))) => last = Some(at),
+                _ => return last.unwrap_or_else(|| panic!("no {health} event from the engine")),
+            }
+        }
+    }
+}
+
+async fn when_the_engine_goes_away_services_are_unknown_not_down(engine: Engine) {
+    let mut h = Harness::new(engine).await;
+    // The engine behind a socket of this test's own, which it can take away.
+    let sock = format!("/tmp/{}.sock", h.label);
+    let proxy = SocketProxy::start(&sock, engine.host());
+    let _stop = h.start(h.settings_on(format!("unix://{sock}")));
     let _c = h.run("kibana", &[], &["/bin/sleep", "1000"]);
     h.expect("kibana", "normal", |e| e.status == Normal).await;
 
-    service.kill().unwrap();
-    service.wait().unwrap();
-    let _ = std::fs::remove_file(&sock);
+    drop(proxy);
     let e = h.expect("kibana", "unknown", |e| e.status == Unknown).await;
     assert!(
         e.detail
@@ -204,10 +336,48 @@ async fn when_the_engine_goes_away_services_are_unknown_not_down() {
     );
 }
 
-#[tokio::test]
-async fn a_change_during_a_broker_outage_is_published_after_it() {
-    let mut h = Harness::new().await;
-    let _stop = h.start(h.settings(docker_host()));
+/// A Unix socket that forwards every connection to an engine's socket; when
+/// dropped, the socket and every connection through it are gone, as when the
+/// engine dies.
+struct SocketProxy {
+    path: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SocketProxy {
+    fn start(path: &str, engine_host: String) -> Self {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let target = engine_host.trim_start_matches("unix://").to_owned();
+        let task = tokio::spawn(async move {
+            // Dropped with this task: every forwarded connection ends with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut engine) = tokio::net::UnixStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+            }
+        });
+        SocketProxy {
+            path: path.to_owned(),
+            task,
+        }
+    }
+}
+
+impl Drop for SocketProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn a_change_during_a_broker_outage_is_published_after_it(engine: Engine) {
+    let mut h = Harness::new(engine).await;
+    let _stop = h.start(h.settings());
     let c = h.run("nginx", &[], &["/bin/sleep", "1000"]);
     h.expect("nginx", "normal", |e| e.status == Normal).await;
     eventually(
@@ -216,31 +386,18 @@ async fn a_change_during_a_broker_outage_is_published_after_it() {
         || async { (h.vhost.close_connections("elkservice-watcher").await > 0).then_some(()) },
     )
     .await;
-    podman(&["kill", &c.0]);
+    c.cli(&["kill"]);
     h.expect("nginx", "down after the outage", |e| e.status == Down)
         .await;
 }
 
-#[tokio::test]
-async fn containers_that_share_a_name_are_reported_as_one_service() {
-    let mut h = Harness::new().await;
-    let _stop = h.start(h.settings(docker_host()));
+async fn containers_that_share_a_name_are_reported_as_one_service(engine: Engine) {
+    let mut h = Harness::new(engine).await;
+    let _stop = h.start(h.settings());
     let label = format!("{}=api", h.label);
     let replica = |i: u32| {
         let name = format!("{}-api-{i}", h.label.replace('.', "-"));
-        let guard = Container(name.clone());
-        podman(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &label,
-            IMAGE,
-            "/bin/sleep",
-            "1000",
-        ]);
-        guard
+        engine.run(&name, &["--label", &label], &["/bin/sleep", "1000"])
     };
     let (a, b) = (replica(1), replica(2));
     h.expect("api", "both healthy", |e| {
@@ -248,12 +405,12 @@ async fn containers_that_share_a_name_are_reported_as_one_service() {
     })
     .await;
 
-    podman(&["kill", &a.0]);
+    a.cli(&["kill"]);
     let e = h.expect("api", "degraded", |e| e.status == Degraded).await;
     assert!(e.running);
     assert_eq!(e.detail.as_deref(), Some("1 of 2 containers healthy"));
 
-    podman(&["kill", &b.0]);
+    b.cli(&["kill"]);
     let e = h.expect("api", "down", |e| e.status == Down).await;
     assert!(e
         .detail

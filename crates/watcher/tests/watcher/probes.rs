@@ -4,7 +4,7 @@ use super::Harness;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use elkservice_core::ServiceName;
 use elkservice_core::Status::{Degraded, Down, Normal, Starting};
-use elkservice_testkit::{free_port, podman, Container, IMAGE};
+use elkservice_testkit::{free_port, on_both_engines, Engine};
 use elkservice_watcher::probe::{HttpCheck, Preset};
 use elkservice_watcher::settings::ServiceSettings;
 use std::sync::{Arc, Mutex};
@@ -51,10 +51,10 @@ async fn fake_elasticsearch(colour: Arc<Mutex<&'static str>>) -> u16 {
 
 #[tokio::test]
 async fn an_http_probe_follows_the_answer_of_elasticsearch() {
-    let mut h = Harness::new().await;
+    let mut h = Harness::new(Engine::Podman).await;
     let colour = Arc::new(Mutex::new("green"));
     let port = fake_elasticsearch(colour.clone()).await;
-    let mut settings = h.settings(super::docker_host());
+    let mut settings = h.settings();
     settings.services = vec![ServiceSettings {
         http: Some(HttpCheck {
             url: format!("http://127.0.0.1:{port}/_cluster/health"),
@@ -83,10 +83,10 @@ async fn an_http_probe_follows_the_answer_of_elasticsearch() {
 
 #[tokio::test]
 async fn a_tcp_probe_starts_in_grace_goes_down_and_recovers() {
-    let mut h = Harness::new().await;
+    let mut h = Harness::new(Engine::Podman).await;
     // A free port with nothing listening yet.
     let port = free_port();
-    let mut settings = h.settings(super::docker_host());
+    let mut settings = h.settings();
     settings.services = vec![ServiceSettings {
         tcp: Some(format!("127.0.0.1:{port}")),
         start_grace_secs: 0.5,
@@ -114,14 +114,13 @@ async fn a_tcp_probe_starts_in_grace_goes_down_and_recovers() {
     .await;
 }
 
-#[tokio::test]
-async fn a_container_named_in_config_is_watched_without_a_label() {
-    let mut h = Harness::new().await;
+on_both_engines!(a_container_named_in_config_is_watched_without_a_label);
+
+async fn a_container_named_in_config_is_watched_without_a_label(engine: Engine) {
+    let mut h = Harness::new(engine).await;
     let name = format!("{}-plain", h.label.replace('.', "-"));
-    // The guard first: a failed run can leave a created container behind.
-    let c = Container(name.clone());
-    podman(&["run", "-d", "--name", &name, IMAGE, "/bin/sleep", "1000"]);
-    let mut settings = h.settings(super::docker_host());
+    let c = engine.run(&name, &[], &["/bin/sleep", "1000"]);
+    let mut settings = h.settings();
     settings.services = vec![ServiceSettings {
         container: Some(name),
         ..service("nginx-by-name")
@@ -129,7 +128,7 @@ async fn a_container_named_in_config_is_watched_without_a_label() {
     let _stop = h.start(settings);
     h.expect("nginx-by-name", "normal", |e| e.status == Normal)
         .await;
-    podman(&["kill", &c.0]);
+    c.cli(&["kill"]);
     h.expect("nginx-by-name", "down", |e| e.status == Down)
         .await;
 }
