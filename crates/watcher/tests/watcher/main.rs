@@ -128,6 +128,7 @@ on_both_engines!(
     a_labelled_container_is_followed_through_its_life,
     health_transitions_are_reported_from_the_engines_events,
     when_the_engine_goes_away_services_are_unknown_not_down,
+    the_engine_is_reached_over_tcp,
     a_change_during_a_broker_outage_is_published_after_it,
     containers_that_share_a_name_are_reported_as_one_service,
 );
@@ -336,23 +337,53 @@ async fn when_the_engine_goes_away_services_are_unknown_not_down(engine: Engine)
     );
 }
 
-/// A Unix socket that forwards every connection to an engine's socket; when
-/// dropped, the socket and every connection through it are gone, as when the
-/// engine dies.
+/// A socket (Unix, or TCP on the loopback interface) that forwards every
+/// connection to an engine's Unix socket; when dropped, the socket and every
+/// connection through it are gone, as when the engine dies.
 struct SocketProxy {
-    path: String,
+    path: Option<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(match self {
+            Listener::Unix(l) => Box::new(l.accept().await?.0),
+            Listener::Tcp(l) => Box::new(l.accept().await?.0),
+        })
+    }
+}
+
 impl SocketProxy {
+    /// On a Unix socket at `path`.
     fn start(path: &str, engine_host: String) -> Self {
         let _ = std::fs::remove_file(path);
-        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let listener = Listener::Unix(tokio::net::UnixListener::bind(path).unwrap());
+        SocketProxy {
+            path: Some(path.to_owned()),
+            task: Self::forward(engine_host, listener),
+        }
+    }
+
+    /// On a TCP port of the loopback interface; returns it with the proxy.
+    async fn start_tcp(engine_host: String) -> (Self, u16) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = Self::forward(engine_host, Listener::Tcp(listener));
+        (SocketProxy { path: None, task }, port)
+    }
+
+    fn forward(engine_host: String, listener: Listener) -> tokio::task::JoinHandle<()> {
         let target = engine_host.trim_start_matches("unix://").to_owned();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             // Dropped with this task: every forwarded connection ends with it.
             let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok(mut client) = listener.accept().await {
                 let target = target.clone();
                 connections.spawn(async move {
                     if let Ok(mut engine) = tokio::net::UnixStream::connect(target).await {
@@ -360,19 +391,31 @@ impl SocketProxy {
                     }
                 });
             }
-        });
-        SocketProxy {
-            path: path.to_owned(),
-            task,
-        }
+        })
     }
 }
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Drop for SocketProxy {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+/// `DOCKER_HOST=tcp://…`, as through a read-only socket proxy.
+async fn the_engine_is_reached_over_tcp(engine: Engine) {
+    let mut h = Harness::new(engine).await;
+    let (_proxy, port) = SocketProxy::start_tcp(engine.host()).await;
+    let _stop = h.start(h.settings_on(format!("tcp://127.0.0.1:{port}")));
+    let c = h.run("logstash", &[], &["/bin/sleep", "1000"]);
+    h.expect("logstash", "normal", |e| e.status == Normal).await;
+    c.cli(&["kill"]);
+    h.expect("logstash", "down", |e| e.status == Down).await;
 }
 
 async fn a_change_during_a_broker_outage_is_published_after_it(engine: Engine) {
