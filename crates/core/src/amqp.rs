@@ -25,6 +25,34 @@ pub struct AmqpSettings {
     pub dead_max_length: u32,
     /// And each for at most this long.
     pub dead_ttl_secs: u32,
+    /// The kind of both queues. A queue keeps the kind it was declared with;
+    /// see the README for moving an existing one.
+    pub queue_type: QueueType,
+}
+
+/// `amqp.queue_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// One node holds the queue: the broker's default kind.
+    Classic,
+    /// Replicated over the cluster's nodes with Raft: a queue that survives
+    /// the loss of a minority of them.
+    Quorum,
+}
+
+impl QueueType {
+    /// The queue arguments that declare this kind.
+    fn arguments(self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self == QueueType::Quorum {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        args
+    }
 }
 
 impl AmqpSettings {
@@ -37,6 +65,7 @@ dead_exchange = "elkservice.dead"
 dead_queue = "elkservice.dead"
 dead_max_length = 100000
 dead_ttl_secs = 1209600
+queue_type = "classic"
 "#;
 }
 
@@ -108,14 +137,24 @@ pub async fn declare_topology(conn: &Connection, s: &AmqpSettings) -> lapin::Res
             FieldTable::default(),
         )
         .await?;
-    let mut args = FieldTable::default();
+    let mut args = s.queue_type.arguments();
     args.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(s.dead_exchange.as_str().into()),
     );
-    channel
+    let declared = channel
         .queue_declare(s.queue.as_str().into(), durable, args)
-        .await?;
+        .await;
+    if declared.as_ref().is_err_and(is_precondition_failed) {
+        tracing::error!(
+            queue = %s.queue,
+            queue_type = ?s.queue_type,
+            "the queue exists with other arguments (of another kind, say) and the broker \
+             refuses to declare it otherwise: give the new kind a new queue name (amqp.queue), \
+             or drain the queue, delete it and start again"
+        );
+    }
+    declared?;
     channel
         .queue_bind(
             s.queue.as_str().into(),
@@ -134,7 +173,7 @@ pub async fn declare_topology(conn: &Connection, s: &AmqpSettings) -> lapin::Res
 /// refuses other arguments and closes the channel): it is then used as it is,
 /// with a warning that says how to bound it.
 async fn declare_dead_queue(conn: &Connection, s: &AmqpSettings) -> lapin::Result<()> {
-    let mut args = FieldTable::default();
+    let mut args = s.queue_type.arguments();
     args.insert(
         "x-max-length".into(),
         AMQPValue::LongLongInt(s.dead_max_length.into()),
@@ -160,8 +199,9 @@ async fn declare_dead_queue(conn: &Connection, s: &AmqpSettings) -> lapin::Resul
         Err(e) if is_precondition_failed(&e) => {
             tracing::warn!(
                 queue = %s.dead_queue,
-                "the dead-letter queue exists without a length and age limit; \
-                 set a policy (max-length, message-ttl) or delete it empty to have them"
+                "the dead-letter queue exists with other arguments (without a length and age \
+                 limit, or of another kind); it is used as it is: set a policy (max-length, \
+                 message-ttl) or delete it empty to have them"
             );
             Ok(())
         }

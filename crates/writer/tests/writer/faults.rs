@@ -2,6 +2,7 @@
 //! connection, kill -9 and SIGTERM mid-stream, and two writers on one queue.
 
 use crate::harness::{event, metric, Harness};
+use elkservice_core::amqp::QueueType;
 use elkservice_core::config::DatabaseSettings;
 use elkservice_core::{db, Status, StatusEvent};
 use elkservice_testkit::{eventually, free_port, mysql_server_url, program, terminate, SqlOnDrop};
@@ -163,6 +164,13 @@ fn spawn_writer(h: &Harness, port: u16) -> Child {
         .env("ELK_WRITER__LISTEN", format!("127.0.0.1:{port}"))
         // The harness's observations are an hour old: not a silent watcher.
         .env("ELK_WRITER__STALE_AFTER_SECS", "0")
+        .env(
+            "ELK_AMQP__QUEUE_TYPE",
+            match h.queue_type {
+                QueueType::Classic => "classic",
+                QueueType::Quorum => "quorum",
+            },
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -171,7 +179,16 @@ fn spawn_writer(h: &Harness, port: u16) -> Child {
 
 #[tokio::test]
 async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
-    let h = Harness::new().await;
+    kill_9_mid_stream_then_a_restart(QueueType::Classic).await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_on_quorum_queues_loses_nothing() {
+    kill_9_mid_stream_then_a_restart(QueueType::Quorum).await;
+}
+
+async fn kill_9_mid_stream_then_a_restart(queue_type: QueueType) {
+    let h = Harness::with_queues(queue_type).await;
     let port = free_port();
     let mut child = spawn_writer(&h, port);
     eventually(30, "the writer process to consume", || async {
@@ -198,6 +215,12 @@ async fn kill_9_mid_stream_then_a_restart_leaves_the_state_right() {
 
     // SIGTERM: finish, ack, exit 0.
     assert_eq!(terminate(child, Duration::from_secs(15)).await, Some(0));
+    if queue_type == QueueType::Quorum {
+        for queue in ["elkservice.writer", "elkservice.dead"] {
+            let info = h.vhost.queue_info(queue).await.expect("the queue exists");
+            assert_eq!(info["type"], "quorum", "{queue}: {info}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! processes, a confirming publisher, and readers of the resulting state.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use elkservice_core::amqp::{self, AmqpSettings};
+use elkservice_core::amqp::{self, AmqpSettings, QueueType};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{eventually, TestDatabase, TestVhost};
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct Harness {
+    pub queue_type: QueueType,
     pub db: TestDatabase,
     pub vhost: TestVhost,
     publisher: Channel,
@@ -85,6 +86,11 @@ pub fn newest(events: &[StatusEvent]) -> HashMap<String, &StatusEvent> {
 
 impl Harness {
     pub async fn new() -> Self {
+        Self::with_queues(QueueType::Classic).await
+    }
+
+    /// A harness whose queues are of `queue_type`.
+    pub async fn with_queues(queue_type: QueueType) -> Self {
         let db = TestDatabase::new();
         let vhost = TestVhost::create().await;
         let conn = amqp::connect(&vhost.url, "elkservice-test-publisher")
@@ -96,10 +102,13 @@ impl Harness {
             .await
             .unwrap();
         // The queue must exist before anything is published, or it would be unroutable.
-        amqp::declare_topology(&conn, &AmqpSettings::with_url(&vhost.url))
-            .await
-            .unwrap();
+        let amqp = AmqpSettings {
+            queue_type,
+            ..AmqpSettings::with_url(&vhost.url)
+        };
+        amqp::declare_topology(&conn, &amqp).await.unwrap();
         Harness {
+            queue_type,
             db,
             vhost,
             publisher,
@@ -117,7 +126,10 @@ impl Harness {
                 prefetch: 1000,
                 stale_after_secs: 0,
             },
-            amqp: AmqpSettings::with_url(&self.vhost.url),
+            amqp: AmqpSettings {
+                queue_type: self.queue_type,
+                ..AmqpSettings::with_url(&self.vhost.url)
+            },
             database: DatabaseSettings {
                 url: self.db.url.clone(),
                 max_connections: 4,
