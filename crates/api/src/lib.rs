@@ -9,8 +9,9 @@
 //! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL.
 //! - [`routes`]: the handlers, which read like the HTTP routes; the SQL they
 //!   run is in `elkservice_core::store`.
-//! - [`openapi`] describes the routes; [`startup::Application`] builds the
-//!   server the same way for `main` and for the tests.
+//! - [`openapi`] describes the routes; [`tls`] reads the HTTPS certificate;
+//!   [`startup::Application`] builds the server the same way for `main` and
+//!   for the tests.
 
 pub mod auth;
 pub mod error;
@@ -24,4 +25,5 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod tls;
 pub mod uptime;

@@ -4,7 +4,7 @@ use crate::keys::KeyRing;
 use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -27,6 +27,12 @@ pub struct ApiSettings {
     pub shutdown_timeout_secs: u64,
     /// Days the change feed keeps its entries (at least 1).
     pub feed_retention_days: u32,
+    /// PEM files of the certificate chain and its private key: both set,
+    /// the api speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 const API_DEFAULTS: &str = r#"
@@ -51,6 +57,11 @@ impl Settings {
         if !(1..=3650).contains(&s.api.feed_retention_days) {
             return Err(ConfigError::Message(
                 "api.feed_retention_days must be from 1 to 3650".into(),
+            ));
+        }
+        if s.api.tls_cert.is_some() != s.api.tls_key.is_some() {
+            return Err(ConfigError::Message(
+                "api.tls_cert and api.tls_key go together: set both for HTTPS, or neither".into(),
             ));
         }
         Ok(s)

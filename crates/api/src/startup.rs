@@ -33,6 +33,11 @@ impl Application {
 
     /// Bind the listener and build the server over an existing pool.
     pub fn with_pool(api: &ApiSettings, pool: MySqlPool, pool_max: u32) -> anyhow::Result<Self> {
+        // Read before anything starts: a bad certificate stops the api at once.
+        let tls = match (&api.tls_cert, &api.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(api.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", api.listen))?;
         let port = listener.local_addr()?.port();
@@ -66,8 +71,11 @@ impl Application {
                         .url("/api-docs/openapi.json", spec.clone()),
                 )
                 .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)?
+        });
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
         .shutdown_timeout(api.shutdown_timeout_secs)
         .run();
         Ok(Application { port, server })

@@ -85,6 +85,10 @@ impl Watcher {
         let mut probes = Vec::new();
         for svc in &s.services {
             let Some(check) = svc.check() else { continue };
+            let client = match &check {
+                probe::Check::Http(h) => h.client(&client).map_err(|e| anyhow::anyhow!(e))?,
+                probe::Check::Tcp(_) => client.clone(),
+            };
             let probed = probe::ProbedService {
                 name: svc.name.clone(),
                 check,
@@ -94,7 +98,7 @@ impl Watcher {
                 metrics: self.metrics.clone(),
             };
             probes.push(tokio::spawn(probed.run(
-                client.clone(),
+                client,
                 tx.clone(),
                 shutdown.clone(),
             )));

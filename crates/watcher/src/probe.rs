@@ -11,6 +11,7 @@ use elkservice_core::{ServiceName, Status};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -28,6 +29,42 @@ pub struct HttpCheck {
     /// Conditions on the JSON body, all of which must hold.
     #[serde(default)]
     pub json: Vec<JsonCondition>,
+    /// PEM file of the authorities that an `https://` server's certificate
+    /// may chain to, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (a self-signed test cluster): logged as a warning.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl HttpCheck {
+    /// The client for this probe: `shared`, unless it needs TLS settings of
+    /// its own. Errors say what is wrong with `ca_file`.
+    pub fn client(&self, shared: &reqwest::Client) -> Result<reqwest::Client, String> {
+        if self.ca_file.is_none() && !self.insecure {
+            return Ok(shared.clone());
+        }
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &self.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("http.ca_file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("http.ca_file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "http.ca_file {}: no certificate in it",
+                    path.display()
+                ));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        if self.insecure {
+            tracing::warn!(url = %self.url, "http.insecure: this probe accepts any certificate");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        builder.build().map_err(|e| format!("http: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -49,6 +86,19 @@ pub struct JsonCondition {
 
 fn lookup<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(body, |v, key| v.get(key))
+}
+
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Read a preset's answer.
@@ -75,7 +125,9 @@ pub async fn http(client: &reqwest::Client, check: &HttpCheck, timeout: Duration
         Err(e) if e.is_timeout() => {
             return ProbeResult::Failed(format!("no answer within {} ms", timeout.as_millis()))
         }
-        Err(e) => return ProbeResult::Failed(format!("{e}")),
+        // With its causes: "error sending request" alone does not say that
+        // the certificate was refused, or the connection.
+        Err(e) => return ProbeResult::Failed(with_causes(&e)),
     };
     let code = res.status().as_u16();
     let accepted = if check.expect_status.is_empty() {

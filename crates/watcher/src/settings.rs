@@ -114,6 +114,7 @@ impl ServiceSettings {
                     h.url
                 ));
             }
+            h.client(&reqwest::Client::new())?;
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ pub fn test_settings(database_url: String) -> Settings {
             auth_reads: false,
             shutdown_timeout_secs: 1,
             feed_retention_days: 30,
+            tls_cert: None,
+            tls_key: None,
         },
         database: DatabaseSettings {
             url: database_url,

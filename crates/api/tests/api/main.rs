@@ -12,3 +12,4 @@ mod openapi;
 mod ops;
 mod process;
 mod stream;
+mod tls;

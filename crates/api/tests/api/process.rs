@@ -30,6 +30,8 @@ fn a_bad_setting_is_one_clear_line_and_exit_2() {
             "database.max_connections",
         ),
         ("ELK_LOG__FORMAT", "xml", "log.format"),
+        // One of the pair alone would silently serve plain HTTP.
+        ("ELK_API__TLS_CERT", "/etc/ssl/certs/x.pem", "api.tls_key"),
     ] {
         let (code, _, stderr) = run(api().env(var, value));
         assert_eq!(code, 2, "{var}={value}: {stderr}");
