@@ -2,9 +2,12 @@
 # elkservice-writer and elkservice-watcher.
 #
 #   docker build -t elkservice .
+#   scripts/image      (the same with Podman and no registry: localhost/elkservice:latest)
 #   docker run --rm -p 8080:8080 -e DATABASE_URL=mysql://… -e ELK_API__KEYS=<digest> elkservice
 
 FROM rust:1.95-slim-bookworm AS build
+# Lets scripts/image remove this stage's image once the build is done.
+LABEL org.elkservice.stage=build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates

@@ -24,6 +24,9 @@ enum Command {
     NewKey,
     /// Print the OpenAPI document (what openapi/openapi.json must hold).
     Openapi,
+    /// Bring the database's schema up to date, then exit (a deployment's
+    /// migration step; serving does it too).
+    Migrate,
 }
 
 #[actix_web::main]
@@ -46,6 +49,29 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(cli.config).await,
+        Command::Migrate => migrate(cli.config).await,
+    }
+}
+
+async fn migrate(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("elkservice-api: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    elkservice_core::telemetry::init(&settings.log);
+    match elkservice_core::db::connect_and_migrate(&settings.database).await {
+        Ok(pool) => {
+            pool.close().await;
+            tracing::info!("the schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("elkservice-api: migration failed: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -83,6 +83,23 @@ fn help_and_version() {
 }
 
 #[tokio::test]
+async fn migrate_brings_the_schema_up_to_date_and_exits_0() {
+    use sqlx::Row;
+    let db = TestDatabase::new();
+    for _ in 0..2 {
+        // Twice: the second run finds nothing to do.
+        let (code, _, stderr) = run(api().arg("migrate").env("DATABASE_URL", &db.url));
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let mut conn = db.connect().await;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM elkservice")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the table exists");
+    assert_eq!(row.get::<i64, _>("n"), 0);
+}
+
+#[tokio::test]
 async fn it_serves_then_exits_0_on_sigterm() {
     let db = TestDatabase::new();
     let port = free_port();
