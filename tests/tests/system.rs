@@ -72,8 +72,10 @@ async fn get_follows_a_container_from_its_start_through_kill_stop_and_restart(en
             "{row}"
         );
     } else {
-        // Podman 4.3 does not say that a stop was asked for (see the README).
-        assert_eq!(row["FailedCount"], 2, "{row}");
+        // Podman 4.3 says that a stop was asked for only at times, and maybe
+        // after the `die` was published (see the README): a failure or not.
+        let failed = row["FailedCount"].as_i64().unwrap();
+        assert!((1..=2).contains(&failed), "{row}");
     }
 
     let history = sys.events(id).await;

@@ -537,8 +537,8 @@ impl Engine {
         std::env::var(var).unwrap_or_else(|_| default.into())
     }
 
-    /// Whether the engine says that a stop was asked for (Docker's `stop`
-    /// event; Podman 4.3 sends none).
+    /// Whether the engine always says that a stop was asked for (Docker's
+    /// `stop` event; Podman 4.3 sends it only at times).
     pub fn reports_stops(self) -> bool {
         self == Engine::Docker
     }

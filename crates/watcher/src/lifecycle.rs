@@ -6,8 +6,9 @@
 //!   last one milliseconds after `die`; `docker kill` is `kill` (SIGKILL),
 //!   `die`. `health_status: <value>` carries the new health, set before the
 //!   event is sent.
-//! - Podman 4.3: no `stop` action and no signal on `kill`, so a stop cannot be
-//!   told from a crash; `health_status` carries no value and is sent while the
+//! - Podman 4.3: no signal on `kill`, and `stop` only at times (when the stop
+//!   outruns the container's cleanup), so a stop is mostly taken for a crash;
+//!   `health_status` carries no value and is sent while the
 //!   check is still running, before its result is in the inspect output.
 
 use crate::container::ContainerView;

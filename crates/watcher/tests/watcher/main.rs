@@ -171,12 +171,16 @@ async fn a_labelled_container_is_followed_through_its_life(engine: Engine) {
             e.planned,
             "a stop the operator asked for is no failure: {e:?}"
         );
+    }
+    // Podman 4.3 sends its `stop` event only at times: either way, the detail
+    // says what the watcher knows.
+    if e.planned {
         assert_eq!(
             detail,
             "container exited, stopped on request, exit code 137"
         );
     } else {
-        assert!(!e.planned, "{e:?}");
+        assert_eq!(detail, "container exited, exit code 137");
     }
 
     c.cli(&["restart", "-t", "0"]);
