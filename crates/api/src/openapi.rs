@@ -2,7 +2,7 @@
 //! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
 
 use crate::error::ErrorBody;
-use crate::routes::{changes, health, services, stream, uptime};
+use crate::routes::{changes, health, services, silences, stream, uptime};
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,14 +27,18 @@ use utoipa::{Modify, OpenApi};
         changes::changes,
         stream::stream,
         uptime::uptime,
+        silences::create,
+        silences::list,
+        silences::delete,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, silences::NewSilence, silences::SilenceBody, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),
+        (name = "silences", description = "Holding back notifications during planned work"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
 )]

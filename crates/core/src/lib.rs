@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod event;
+pub mod glob;
 pub mod ops;
 pub mod retry;
 pub mod shutdown;

@@ -1,8 +1,10 @@
-//! HTTP routes: the service resource and the operational endpoints.
+//! HTTP routes: the service resource, silences, the status page and the
+//! operational endpoints.
 
 pub mod changes;
 pub mod health;
 pub mod services;
+pub mod silences;
 pub mod status;
 pub mod stream;
 pub mod uptime;
@@ -33,6 +35,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/{Id}/uptime", "GET").route(web::get().to(uptime::uptime))),
         );
     }
+    cfg.service(
+        resource("/silences", "GET, POST")
+            .route(web::get().to(silences::list))
+            .route(web::post().to(silences::create)),
+    )
+    .service(resource("/silences/{Id}", "DELETE").route(web::delete().to(silences::delete)));
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status/", "GET").route(web::get().to(status::index)))

@@ -11,5 +11,6 @@ mod listing;
 mod openapi;
 mod ops;
 mod process;
+mod silences;
 mod stream;
 mod tls;

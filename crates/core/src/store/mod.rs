@@ -8,12 +8,14 @@
 //! - [`observations`]: the writer's locking read and its batched statements.
 //! - [`history`]: the transitions table, written by both and read by the api.
 //! - [`feed`]: the change feed, every change numbered in commit order.
+//! - [`silences`]: when notifications about services are held back.
 
 mod columns;
 pub mod feed;
 pub mod history;
 pub mod observations;
 pub mod services;
+pub mod silences;
 
 pub use columns::{Field, SERVICE_COLUMNS};
 pub use history::HistoryRow;
