@@ -9,10 +9,13 @@
 //! - [`history`]: the transitions table, written by both and read by the api.
 //! - [`feed`]: the change feed, every change numbered in commit order.
 //! - [`silences`]: when notifications about services are held back.
+//! - [`notifications`]: the notifier's outbox, its per-service tracks and its
+//!   cursor in the feed.
 
 mod columns;
 pub mod feed;
 pub mod history;
+pub mod notifications;
 pub mod observations;
 pub mod services;
 pub mod silences;

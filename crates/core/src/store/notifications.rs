@@ -1,0 +1,225 @@
+//! The notifier's tables: the outbox of notifications (with each delivery's
+//! state), what it follows per webhook and service, and its cursor in the
+//! change feed. Written by the notifier; the api will read the outbox.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, Row};
+
+/// A notification's state in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// To be delivered at `due_at` (again, after a failed attempt).
+    Pending,
+    Sent,
+    /// Given up after the last attempt.
+    Failed,
+    /// Withdrawn before it was due (a problem shorter than `min_down_secs`).
+    Cancelled,
+    /// Not sent: a silence covered it, or the problem it resolves was never
+    /// notified.
+    Skipped,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+            State::Skipped => "skipped",
+        }
+    }
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub webhook: String,
+    pub key: String,
+    pub service: String,
+    pub kind: String,
+    /// For a resolution: the key of the problem's notification.
+    pub problem_key: Option<String>,
+    pub body: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A queued notification, as the deliverer reads it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub id: i64,
+    pub webhook: String,
+    pub key: String,
+    pub service: String,
+    pub kind: String,
+    pub problem_key: Option<String>,
+    pub body: String,
+    pub due_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+/// Queue one; a key already queued for the webhook is left as it is (the
+/// planner may run an entry again after a crash).
+pub async fn queue(conn: &mut MySqlConnection, n: &NewNotification) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT IGNORE INTO elkservice_notification \
+         (webhook, idempotency_key, service_name, kind, problem_key, body, state, due_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+    )
+    .bind(&n.webhook)
+    .bind(&n.key)
+    .bind(&n.service)
+    .bind(&n.kind)
+    .bind(&n.problem_key)
+    .bind(&n.body)
+    .bind(n.due_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Withdraw a notification that is still pending.
+pub async fn cancel(
+    conn: &mut MySqlConnection,
+    webhook: &str,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE elkservice_notification SET state = 'cancelled' \
+         WHERE webhook = ? AND idempotency_key = ? AND state = 'pending'",
+    )
+    .bind(webhook)
+    .bind(key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The oldest pending notifications, due or not, in the order they were queued.
+pub async fn pending(conn: &mut MySqlConnection, limit: u32) -> Result<Vec<Queued>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, webhook, idempotency_key, service_name, kind, problem_key, body, due_at, attempts \
+         FROM elkservice_notification WHERE state = 'pending' ORDER BY id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Queued {
+                id: r.try_get("id")?,
+                webhook: r.try_get("webhook")?,
+                key: r.try_get("idempotency_key")?,
+                service: r.try_get("service_name")?,
+                kind: r.try_get("kind")?,
+                problem_key: r.try_get("problem_key")?,
+                body: r.try_get("body")?,
+                due_at: r.try_get("due_at")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// The state of a webhook's notification by key, if there is one.
+pub async fn state_of(
+    conn: &mut MySqlConnection,
+    webhook: &str,
+    key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT state FROM elkservice_notification WHERE webhook = ? AND idempotency_key = ?",
+    )
+    .bind(webhook)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Record the end of a delivery, or the time of its next attempt.
+pub async fn settle(
+    conn: &mut MySqlConnection,
+    id: i64,
+    state: State,
+    attempts: i32,
+    due_at: DateTime<Utc>,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE elkservice_notification SET state = ?, attempts = ?, due_at = ?, last_error = ? \
+         WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(attempts)
+    .bind(due_at)
+    .bind(error.map(|e| e.chars().take(1024).collect::<String>()))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Where the planner is in the change feed; the first time, the feed's end
+/// (what happened before the notifier existed is not news).
+pub async fn cursor(conn: &mut MySqlConnection, start_at: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query("INSERT IGNORE INTO elkservice_notifier_cursor (name, seq) VALUES ('planner', ?)")
+        .bind(start_at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar(
+        "SELECT seq FROM elkservice_notifier_cursor WHERE name = 'planner' FOR UPDATE",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn advance(conn: &mut MySqlConnection, seq: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE elkservice_notifier_cursor SET seq = ? WHERE name = 'planner'")
+        .bind(seq)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What the planner keeps for a webhook and a service (its own JSON).
+pub async fn track(
+    conn: &mut MySqlConnection,
+    webhook: &str,
+    service: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT track FROM elkservice_notifier_track WHERE webhook = ? AND service_name = ?",
+    )
+    .bind(webhook)
+    .bind(service)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn save_track(
+    conn: &mut MySqlConnection,
+    webhook: &str,
+    service: &str,
+    track: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO elkservice_notifier_track (webhook, service_name, track) VALUES (?, ?, ?) \
+         ON DUPLICATE KEY UPDATE track = VALUES(track)",
+    )
+    .bind(webhook)
+    .bind(service)
+    .bind(track)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many notifications are in a state.
+pub async fn count(conn: &mut MySqlConnection, state: State) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM elkservice_notification WHERE state = ?")
+        .bind(state.as_str())
+        .fetch_one(conn)
+        .await?;
+    row.try_get("n")
+}

@@ -1,0 +1,243 @@
+//! `elkservice-notifier`: follows the change feed in the database and tells
+//! webhooks when a service's problem begins and when it ends.
+//!
+//! Two steps, each a transaction on the notifier's tables (SQL in
+//! `elkservice_core::store::notifications`):
+//! - planning ([`plan`]): the feed entries after the notifier's cursor become
+//!   notifications in an outbox, with the per-service tracks and the cursor
+//!   moved in the same transaction, so a crash neither loses nor repeats one;
+//! - delivering ([`deliver`]): each due notification is POSTed with an
+//!   `Idempotency-Key` (its entry's Seq), retried with backoff, and marked
+//!   sent or, after the last attempt, failed. A crash between a webhook's
+//!   answer and the mark sends it again with the same key, which a receiver
+//!   uses to drop the repeat.
+//!
+//! Several notifiers may run: a MySQL named lock, held on a connection of its
+//! own, makes one of them the one that plans and delivers; the others wait to
+//! take over.
+
+pub mod deliver;
+pub mod metrics;
+pub mod plan;
+pub mod settings;
+
+use chrono::Utc;
+use elkservice_core::retry::Retry;
+use elkservice_core::shutdown::stopping;
+use elkservice_core::store::{feed, notifications, silences};
+use elkservice_core::{db, ServiceName};
+use metrics::Metrics;
+use plan::{Action, Track};
+use settings::Settings;
+use sqlx::{Connection, MySqlPool};
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The named lock that makes one notifier the one that delivers.
+const LOCK: &str = "elkservice-notifier";
+/// Feed entries planned per transaction.
+const PLAN_BATCH: u32 = 500;
+
+pub struct Notifier {
+    settings: Settings,
+    listener: TcpListener,
+    metrics: Metrics,
+}
+
+impl Notifier {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.notifier.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.notifier.listen))?;
+        Ok(Notifier {
+            settings,
+            listener,
+            metrics: Metrics::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Run until `shutdown` turns true.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let Notifier {
+            settings,
+            listener,
+            metrics,
+        } = self;
+        let database = Arc::new(AtomicBool::new(false));
+        let (ready_db, leader) = (database.clone(), metrics.leader.clone());
+        let server = elkservice_core::ops::serve(
+            listener,
+            metrics.registry.clone(),
+            Box::new(move || {
+                let ok = ready_db.load(Ordering::Relaxed);
+                let role = if leader.get() == 1 {
+                    "delivering"
+                } else {
+                    "standing by"
+                };
+                let detail = serde_json::json!({
+                    "status": if ok { "ready" } else { "unavailable" },
+                    "database": ok,
+                    "role": role,
+                });
+                (ok, detail)
+            }),
+        )?;
+        let server_handle = server.handle();
+        tokio::spawn(server);
+
+        let mut retry = Retry::new(
+            "database not ready",
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            &shutdown,
+        );
+        let pool = loop {
+            match db::connect_and_migrate(&settings.database).await {
+                Ok(pool) => break pool,
+                Err(e) => {
+                    if !retry.wait_after(&format!("{e:#}")).await {
+                        server_handle.stop(true).await;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        database.store(true, Ordering::Relaxed);
+        let lead = Lead { settings, metrics };
+        let mut shutdown = shutdown;
+        loop {
+            let outcome = tokio::select! {
+                _ = stopping(&mut shutdown) => break,
+                outcome = lead.run(&pool) => outcome,
+            };
+            lead.metrics.leader.set(0);
+            match outcome {
+                // Another process delivers: ask again in a while.
+                Ok(()) => {
+                    retry.succeeded();
+                    tokio::select! {
+                        _ = stopping(&mut shutdown) => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(e) => {
+                    database.store(false, Ordering::Relaxed);
+                    if !retry.wait_after(&e).await {
+                        break;
+                    }
+                    database.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        pool.close().await;
+        server_handle.stop(true).await;
+        Ok(())
+    }
+}
+
+/// What the process that holds the lock does.
+struct Lead {
+    settings: Settings,
+    metrics: Metrics,
+}
+
+impl Lead {
+    /// Take the lock and, while it is held, plan and deliver. Returns Ok when
+    /// another process holds the lock.
+    async fn run(&self, pool: &MySqlPool) -> Result<(), sqlx::Error> {
+        let mut lock = pool.acquire().await?.detach();
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+            .bind(LOCK)
+            .fetch_one(&mut lock)
+            .await?;
+        if got != Some(1) {
+            let _ = lock.close().await;
+            return Ok(());
+        }
+        self.metrics.leader.set(1);
+        tracing::info!("delivering (this process holds the notifier lock)");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(self.settings.notifier.timeout_secs))
+            .build()
+            .expect("an HTTP client");
+        let webhooks: HashMap<String, settings::Webhook> = self
+            .settings
+            .notifier
+            .webhooks
+            .iter()
+            .map(|w| (w.id(), w.clone()))
+            .collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(self.settings.notifier.poll_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.plan(pool).await?;
+                    deliver::due(pool, &client, &webhooks, &self.settings.notifier, &self.metrics).await?;
+                }
+                // The lock lives as long as its connection: a lost connection
+                // is a lost lock, and another process may already deliver.
+                _ = beat.tick() => { lock.ping().await?; }
+            }
+        }
+    }
+
+    /// Turn the feed entries after the cursor into notifications.
+    async fn plan(&self, pool: &MySqlPool) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        let end = feed::last_seq(&mut tx).await?;
+        let cursor = notifications::cursor(&mut tx, end).await?;
+        let changes = feed::after(&mut tx, cursor, PLAN_BATCH).await?;
+        let Some(last) = changes.last() else {
+            return tx.commit().await;
+        };
+        let from = changes[0].at;
+        let silences = silences::active(&mut tx, from).await?;
+        let mut tracks: HashMap<(String, ServiceName), Track> = HashMap::new();
+        for change in &changes {
+            let silenced = silences.iter().any(|s| {
+                s.pattern.matches(change.name.as_str())
+                    && s.created_at <= change.at
+                    && change.at < s.until
+            });
+            for w in &self.settings.notifier.webhooks {
+                if !w.services.matches(change.name.as_str()) {
+                    continue;
+                }
+                let key = (w.id(), change.name.clone());
+                if !tracks.contains_key(&key) {
+                    let stored = notifications::track(&mut tx, &key.0, key.1.as_str()).await?;
+                    let track = stored
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    tracks.insert(key.clone(), track);
+                }
+                let track = tracks.get_mut(&key).expect("just loaded");
+                for action in plan::plan(w, track, change, silenced) {
+                    match action {
+                        Action::Queue(n) => notifications::queue(&mut tx, &n).await?,
+                        Action::Cancel(k) => notifications::cancel(&mut tx, &key.0, &k).await?,
+                    }
+                }
+            }
+        }
+        for ((webhook, name), track) in &tracks {
+            let json = serde_json::to_string(track).expect("a track serialises");
+            notifications::save_track(&mut tx, webhook, name.as_str(), &json).await?;
+        }
+        notifications::advance(&mut tx, last.seq).await?;
+        tx.commit().await?;
+        self.metrics.planned.inc_by(changes.len() as u64);
+        tracing::debug!(entries = changes.len(), through = last.seq, at = %Utc::now(), "planned");
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The notifier's settings: `[notifier]` with its `[[notifier.webhooks]]`,
+//! `[database]` and `[log]`.
+
+use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
+use elkservice_core::glob::Glob;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub notifier: NotifierSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierSettings {
+    /// `/healthz`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    /// How often the feed and the outbox are read.
+    pub poll_ms: u64,
+    /// Attempts per notification before it is recorded as failed.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles, up to `retry_max_secs`.
+    pub retry_initial_ms: u64,
+    pub retry_max_secs: u64,
+    /// Seconds a delivery may take.
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// `[[notifier.webhooks]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub format: Format,
+    /// Which services, by name.
+    #[serde(default = "everything")]
+    pub services: Glob,
+    /// Notify a problem only once it has lasted this long.
+    #[serde(default)]
+    pub min_down_secs: u32,
+    /// `degraded` is a problem too (else only `down` is).
+    #[serde(default)]
+    pub degraded: bool,
+}
+
+fn everything() -> Glob {
+    Glob::parse("*").expect("a glob")
+}
+
+impl Webhook {
+    /// What the outbox knows the webhook by: its URL, hashed (a URL may hold
+    /// a secret, and is too long for a key).
+    pub fn id(&self) -> String {
+        let digest = Sha256::digest(self.url.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The feed entry, with `Notification` (its kind) and `Summary`.
+    #[default]
+    Json,
+    /// Slack's incoming-webhook body: `{"text": …}`.
+    Slack,
+}
+
+const DEFAULTS: &str = r#"
+[notifier]
+listen = "127.0.0.1:9189"
+poll_ms = 100
+max_attempts = 8
+retry_initial_ms = 500
+retry_max_secs = 60
+timeout_secs = 10
+"#;
+
+impl Settings {
+    /// Defaults < `file` < `ELK_*` variables < `DATABASE_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let defaults = [DEFAULTS, DatabaseSettings::DEFAULTS, LogSettings::DEFAULTS].concat();
+        let s: Settings = config::load(&defaults, file, &[config::DATABASE_URL])?;
+        s.validate().map_err(ConfigError::Message)?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let n = &self.notifier;
+        if n.poll_ms == 0 || n.max_attempts == 0 || n.timeout_secs == 0 || n.retry_max_secs == 0 {
+            return Err(
+                "notifier.poll_ms, max_attempts, timeout_secs and retry_max_secs must be at least 1"
+                    .into(),
+            );
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, w) in n.webhooks.iter().enumerate() {
+            let url = reqwest::Url::parse(&w.url)
+                .map_err(|e| format!("notifier.webhooks[{i}].url {:?}: {e}", w.url))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "notifier.webhooks[{i}].url {:?} must be http:// or https://",
+                    w.url
+                ));
+            }
+            if !ids.insert(w.id()) {
+                return Err(format!("notifier.webhooks[{i}]: {} is listed twice", w.url));
+            }
+        }
+        Ok(())
+    }
+}

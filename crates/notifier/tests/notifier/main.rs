@@ -1,0 +1,489 @@
+//! The notifier against the real MariaDB, with the api making the changes (so
+//! the feed is the real one) and a real HTTP receiver in the test that
+//! records what it gets.
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use elkservice_api::keys::{digest, KeyRing};
+use elkservice_api::settings::{ApiSettings, Settings as ApiFullSettings};
+use elkservice_api::startup::Application;
+use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
+use elkservice_core::glob::Glob;
+use elkservice_notifier::settings::{Format, NotifierSettings, Settings, Webhook};
+use elkservice_notifier::Notifier;
+use elkservice_testkit::{eventually, free_port, program, TestDatabase};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+const KEY: &str = "notifier-test-key";
+
+/// What a receiver got: the Idempotency-Key, the body, and when.
+#[derive(Debug, Clone)]
+struct Got {
+    key: String,
+    body: Value,
+    at: Instant,
+}
+
+/// A webhook receiver on a port of its own that answers 500 to its first
+/// `failures` requests.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/hook",
+            listener.local_addr().unwrap().port()
+        );
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let failing = Arc::new(AtomicUsize::new(failures));
+        let (store, fail) = (got.clone(), failing.clone());
+        let server = HttpServer::new(move || {
+            let (store, fail) = (store.clone(), fail.clone());
+            App::new().route(
+                "/hook",
+                web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
+                    let (store, fail) = (store.clone(), fail.clone());
+                    async move {
+                        if fail
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                        {
+                            return HttpResponse::InternalServerError().finish();
+                        }
+                        let key = req
+                            .headers()
+                            .get("Idempotency-Key")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        store.lock().unwrap().push(Got {
+                            key,
+                            body: body.into_inner(),
+                            at: Instant::now(),
+                        });
+                        HttpResponse::Ok().finish()
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Receiver { url, got }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn webhook(&self, min_down_secs: u32) -> Webhook {
+        Webhook {
+            url: self.url.clone(),
+            format: Format::Json,
+            services: Glob::parse("*").unwrap(),
+            min_down_secs,
+            degraded: false,
+        }
+    }
+}
+
+struct Harness {
+    db: TestDatabase,
+    api: String,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let db = TestDatabase::new();
+        let settings = ApiFullSettings {
+            api: ApiSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                keys: KeyRing::parse([digest(KEY).as_str()]).unwrap(),
+                auth_reads: false,
+                shutdown_timeout_secs: 1,
+                feed_retention_days: 30,
+                tls_cert: None,
+                tls_key: None,
+            },
+            database: database(&db),
+            log: LogSettings {
+                format: LogFormat::Json,
+            },
+        };
+        let app = Application::build(settings).await.unwrap();
+        let api = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Harness {
+            db,
+            api,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn settings(&self, webhooks: Vec<Webhook>) -> Settings {
+        Settings {
+            notifier: NotifierSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                poll_ms: 50,
+                max_attempts: 50,
+                retry_initial_ms: 100,
+                retry_max_secs: 1,
+                timeout_secs: 5,
+                webhooks,
+            },
+            database: database(&self.db),
+            log: LogSettings {
+                format: LogFormat::Json,
+            },
+        }
+    }
+
+    /// A notifier in this process, stopped when the sender is dropped.
+    async fn start(&self, webhooks: Vec<Webhook>) -> watch::Sender<bool> {
+        let notifier = Notifier::build(self.settings(webhooks)).unwrap();
+        let port = notifier.port();
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(notifier.run(shutdown));
+        wait_delivering(port).await;
+        stop
+    }
+
+    async fn create(&self, name: &str) -> i64 {
+        let res = self
+            .http
+            .post(format!("{}/elkservice", self.api))
+            .bearer_auth(KEY)
+            .json(&json!({"Name": name, "Status": "normal", "Running": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.unwrap()["Id"].as_i64().unwrap()
+    }
+
+    /// Set a status through the api; returns the feed's Seq after it.
+    async fn set(&self, id: i64, name: &str, status: &str) -> i64 {
+        let res = self
+            .http
+            .put(format!("{}/elkservice/{id}", self.api))
+            .bearer_auth(KEY)
+            .json(
+                &json!({"Name": name, "Status": status, "Running": status != "down",
+                "FailedCount": 0, "Detail": format!("set to {status}")}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        self.last_seq().await
+    }
+
+    async fn last_seq(&self) -> i64 {
+        let res = self
+            .http
+            .get(format!("{}/elkservice/changes?limit=1", self.api))
+            .send()
+            .await
+            .unwrap();
+        res.headers()["x-last-seq"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The outbox's states, by key.
+    async fn outbox(&self) -> HashMap<String, String> {
+        let mut conn = self.db.connect().await;
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT idempotency_key, state FROM elkservice_notification",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    }
+
+    /// Wait until the notifier has planned every entry up to `seq`.
+    async fn planned_through(&self, seq: i64) {
+        eventually(30, "the notifier to plan the entries", || async {
+            let mut conn = self.db.connect().await;
+            let at: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM elkservice_notifier_cursor WHERE name = 'planner'",
+            )
+            .fetch_optional(&mut conn)
+            .await
+            .ok()?;
+            at.filter(|s| *s >= seq).map(|_| ())
+        })
+        .await;
+    }
+}
+
+fn database(db: &TestDatabase) -> DatabaseSettings {
+    DatabaseSettings {
+        url: db.url.clone(),
+        max_connections: 4,
+        acquire_timeout_secs: 5,
+    }
+}
+
+async fn wait_delivering(port: u16) {
+    eventually(30, "a notifier to deliver", || async move {
+        let v: Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["role"] == "delivering").then_some(())
+    })
+    .await;
+}
+
+fn kinds(got: &[Got]) -> Vec<String> {
+    got.iter()
+        .map(|g| {
+            format!(
+                "{} {}",
+                g.body["Notification"].as_str().unwrap_or("?"),
+                g.key
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_problem_and_its_end_reach_the_receiver_once_each() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(0);
+    let _stop = h.start(vec![receiver.webhook(0)]).await;
+    let id = h.create("es").await;
+
+    let put = Instant::now();
+    let down = h.set(id, "es", "down").await;
+    let got = eventually(10, "the down notification", || async {
+        let got = receiver.got();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    eprintln!("PUT down → receiver: {} ms", (got[0].at - put).as_millis());
+    assert_eq!(kinds(&got), [format!("down {down}")]);
+    assert_eq!(got[0].body["Seq"], down);
+    assert_eq!(got[0].body["Service"]["Status"], "down");
+    assert_eq!(got[0].body["Summary"], "es is down (set to down)");
+
+    let up = h.set(id, "es", "normal").await;
+    let got = eventually(10, "the resolved notification", || async {
+        let got = receiver.got();
+        (got.len() >= 2).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        kinds(&got),
+        [format!("down {down}"), format!("resolved {up}")]
+    );
+    // Only the transitions that start and end a problem are news.
+    let again = h.set(id, "es", "normal").await;
+    h.planned_through(again).await;
+    assert_eq!(receiver.got().len(), 2);
+}
+
+#[tokio::test]
+async fn a_problem_shorter_than_min_down_and_a_silenced_one_send_nothing() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(0);
+    let _stop = h.start(vec![receiver.webhook(30)]).await;
+    let (es, kibana) = (h.create("es").await, h.create("kibana").await);
+
+    // A 30-second wait for a problem that ends at once: withdrawn.
+    let down = h.set(es, "es", "down").await;
+    let up = h.set(es, "es", "normal").await;
+    h.planned_through(up).await;
+    assert_eq!(h.outbox().await[&down.to_string()], "cancelled");
+
+    // Silenced while it starts: nothing queued at all, not even its end.
+    let res = h
+        .http
+        .post(format!("{}/silences", h.api))
+        .bearer_auth(KEY)
+        .json(&json!({"Match": "kib*", "Until": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    h.set(kibana, "kibana", "down").await;
+    let up = h.set(kibana, "kibana", "normal").await;
+    h.planned_through(up).await;
+    assert_eq!(h.outbox().await.len(), 1, "{:?}", h.outbox().await);
+    assert!(receiver.got().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_its_notification_later_and_others_do_not_wait() {
+    let h = Harness::new().await;
+    let failing = Receiver::start(5);
+    let healthy = Receiver::start(0);
+    let _stop = h.start(vec![failing.webhook(0), healthy.webhook(0)]).await;
+    let id = h.create("logstash").await;
+    let down = h.set(id, "logstash", "down").await;
+    eventually(10, "the healthy receiver", || async {
+        (!healthy.got().is_empty()).then_some(())
+    })
+    .await;
+    assert!(failing.got().is_empty(), "it answered 500 so far");
+    let got = eventually(30, "the failing receiver, once it recovers", || async {
+        let got = failing.got();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(kinds(&got), [format!("down {down}")]);
+    assert_eq!(kinds(&healthy.got()), kinds(&got), "the same key to both");
+}
+
+/// Two notifier processes; the one that delivers is killed with SIGKILL in
+/// the middle of 1,000 changes across 100 services. Every notification
+/// arrives (by its Idempotency-Key), in order per service.
+#[tokio::test]
+async fn kill_9_of_the_delivering_notifier_loses_and_reorders_nothing() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(0);
+    let config = std::env::temp_dir().join(format!("elk-notifier-{}.toml", h.db.short_id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[notifier]\npoll_ms = 20\nretry_initial_ms = 50\nretry_max_secs = 1\n\
+             [[notifier.webhooks]]\nurl = \"{}\"\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let spawn = |port: u16| -> Killed {
+        Killed(
+            program(env!("CARGO_BIN_EXE_elkservice-notifier"))
+                .arg("--config")
+                .arg(&config)
+                .env("DATABASE_URL", &h.db.url)
+                .env("ELK_NOTIFIER__LISTEN", format!("127.0.0.1:{port}"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = Some(spawn(port_a));
+    wait_delivering(port_a).await;
+    let _b = spawn(port_b);
+
+    let names: Vec<String> = (0..100).map(|i| format!("svc-{i:03}")).collect();
+    let mut ids = Vec::new();
+    for n in &names {
+        ids.push(h.create(n).await);
+    }
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for round in 0..10 {
+        let status = if round % 2 == 0 { "down" } else { "normal" };
+        for (id, name) in ids.iter().zip(&names) {
+            let seq = h.set(*id, name, status).await;
+            expected
+                .entry(name.clone())
+                .or_default()
+                .push(seq.to_string());
+        }
+        if round == 4 {
+            drop(a.take()); // SIGKILL
+        }
+    }
+    wait_delivering(port_b).await;
+    let total: usize = expected.values().map(Vec::len).sum();
+    let got = eventually(60, "every notification", || async {
+        let got = receiver.got();
+        let keys: HashSet<_> = got.iter().map(|g| g.key.clone()).collect();
+        (keys.len() >= total).then_some(got)
+    })
+    .await;
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut unique = HashSet::new();
+    for g in &got {
+        if unique.insert(g.key.clone()) {
+            let name = g.body["Name"].as_str().unwrap().to_owned();
+            seen.entry(name).or_default().push(g.key.clone());
+        }
+    }
+    eprintln!(
+        "{} notifications expected, {} deliveries, {} repeats (dropped by key)",
+        total,
+        got.len(),
+        got.len() - unique.len()
+    );
+    assert_eq!(seen, expected, "every key once, in order per service");
+    let _ = std::fs::remove_file(&config);
+}
+
+/// A process killed with SIGKILL when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_bad_webhook_is_one_clear_line_and_exit_2() {
+    let out = program(env!("CARGO_BIN_EXE_elkservice-notifier"))
+        .env("ELK_NOTIFIER__POLL_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notifier.poll_ms"), "{stderr}");
+    let dir = std::env::temp_dir().join(format!("elk-notifier-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in [
+        (
+            "[[notifier.webhooks]]\nurl = \"ftp://x\"\n",
+            "notifier.webhooks[0].url",
+        ),
+        (
+            "[[notifier.webhooks]]\nurl = \"http://x\"\nservices = \"a b\"\n",
+            "services",
+        ),
+        (
+            "[[notifier.webhooks]]\nurl = \"http://x\"\nformat = \"xml\"\n",
+            "format",
+        ),
+    ] {
+        let file = dir.join("n.toml");
+        std::fs::write(&file, body).unwrap();
+        let out = program(env!("CARGO_BIN_EXE_elkservice-notifier"))
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {stderr}");
+        assert!(stderr.contains(key), "{body}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
