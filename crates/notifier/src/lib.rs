@@ -198,6 +198,7 @@ impl Lead {
         let cursor = notifications::cursor(&mut tx, end).await?;
         let changes = feed::after(&mut tx, cursor, PLAN_BATCH).await?;
         let Some(last) = changes.last() else {
+            self.wake(&mut tx).await?;
             return tx.commit().await;
         };
         let from = changes[0].at;
@@ -232,12 +233,41 @@ impl Lead {
         }
         for ((webhook, name), track) in &tracks {
             let json = serde_json::to_string(track).expect("a track serialises");
-            notifications::save_track(&mut tx, webhook, name.as_str(), &json).await?;
+            let wake_at = self.webhook(webhook).and_then(|w| track.wake_at(w));
+            notifications::save_track(&mut tx, webhook, name.as_str(), &json, wake_at).await?;
         }
         notifications::advance(&mut tx, last.seq).await?;
+        self.wake(&mut tx).await?;
         tx.commit().await?;
         self.metrics.planned.inc_by(changes.len() as u64);
-        tracing::debug!(entries = changes.len(), through = last.seq, at = %Utc::now(), "planned");
+        tracing::debug!(entries = changes.len(), through = last.seq, "planned");
+        Ok(())
+    }
+
+    fn webhook(&self, id: &str) -> Option<&settings::Webhook> {
+        self.settings
+            .notifier
+            .webhooks
+            .iter()
+            .find(|w| w.id() == id)
+    }
+
+    /// Send the stable messages of services that stopped flapping.
+    async fn wake(&self, tx: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
+        let now = Utc::now();
+        for (webhook, service, stored) in notifications::waking(tx, now).await? {
+            let mut track: Track = serde_json::from_str(&stored).unwrap_or_default();
+            let Some(w) = self.webhook(&webhook) else {
+                // A webhook no longer configured: nothing will wake it.
+                notifications::save_track(tx, &webhook, &service, &stored, None).await?;
+                continue;
+            };
+            if let Some(Action::Queue(n)) = plan::wake(w, &mut track, &service, now) {
+                notifications::queue(tx, &n).await?;
+            }
+            let json = serde_json::to_string(&track).expect("a track serialises");
+            notifications::save_track(tx, &webhook, &service, &json, track.wake_at(w)).await?;
+        }
         Ok(())
     }
 }

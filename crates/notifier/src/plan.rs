@@ -11,6 +11,10 @@
 //!   are not an end. Its end is notified only if its beginning was.
 //! - A service covered by a silence when its problem begins sends nothing
 //!   for that problem, end included.
+//! - A service whose problems begin or end more than `flap_max_changes`
+//!   times within `flap_window_secs` is flapping: one `flapping` notification,
+//!   then nothing until it has been stable for the window ([`wake`]), then one
+//!   `stable` notification with its status then.
 
 use crate::settings::{Format, Webhook};
 use chrono::{DateTime, Duration, Utc};
@@ -23,6 +27,31 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Track {
     pub problem: Option<Problem>,
+    /// When problems began or ended, within the flapping window.
+    #[serde(default)]
+    pub edges: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub flapping: Option<Flapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flapping {
+    /// The last beginning or end of a problem.
+    pub last_edge: DateTime<Utc>,
+    /// Whether the service has a problem as of then.
+    pub problem: Option<Status>,
+    /// What to send once it has been stable for the window.
+    pub stable_key: String,
+    pub stable_body: String,
+}
+
+impl Track {
+    /// When [`wake`] has something to do, if ever.
+    pub fn wake_at(&self, webhook: &Webhook) -> Option<DateTime<Utc>> {
+        self.flapping
+            .as_ref()
+            .map(|f| f.last_edge + Duration::seconds(webhook.flap_window_secs.into()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +99,16 @@ pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: boo
         return Vec::new();
     }
     let status = service.status;
+    let begins = track.problem.is_none() && is_problem(webhook, status);
+    let ends = track.problem.is_some() && ends_problem(webhook, status);
+    if (begins || ends) && webhook.flap_max_changes > 0 {
+        let window = Duration::seconds(webhook.flap_window_secs.into());
+        track.edges.push(change.at);
+        track.edges.retain(|t| *t > change.at - window);
+        if track.flapping.is_some() || track.edges.len() > webhook.flap_max_changes as usize {
+            return flap(webhook, track, change, begins);
+        }
+    }
     match &track.problem {
         None if is_problem(webhook, status) => {
             let due = change.at + Duration::seconds(webhook.min_down_secs.into());
@@ -125,6 +164,104 @@ pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: boo
         }
         _ => Vec::new(),
     }
+}
+
+/// A beginning or end while flapping, or the one that makes it flapping.
+fn flap(webhook: &Webhook, track: &mut Track, change: &Change, begins: bool) -> Vec<Action> {
+    let service = change.service.as_ref().expect("a row");
+    let mut actions = Vec::new();
+    let stable_key = format!("{}-stable", change.seq);
+    let stable_body = notification(
+        webhook,
+        change,
+        &stable_key,
+        "stable",
+        None,
+        change.at,
+        format!(
+            "{} has been stable for {}: {} ({})",
+            change.name,
+            human(Duration::seconds(webhook.flap_window_secs.into())),
+            service.status,
+            service.detail.as_deref().unwrap_or("no detail")
+        ),
+    )
+    .body;
+    if track.flapping.is_none() {
+        // A notification not yet due is withdrawn; the one note is this.
+        if let Some(Problem {
+            key: Some(key),
+            due,
+            ..
+        }) = &track.problem
+        {
+            if *due > change.at {
+                actions.push(Action::Cancel(key.clone()));
+            }
+        }
+        actions.push(Action::Queue(notification(
+            webhook,
+            change,
+            &change.seq.to_string(),
+            "flapping",
+            None,
+            change.at,
+            format!(
+                "{} is flapping: {} changes within {}; now {} (further changes are not \
+                 notified until it has been stable that long)",
+                change.name,
+                track.edges.len(),
+                human(Duration::seconds(webhook.flap_window_secs.into())),
+                service.status
+            ),
+        )));
+    }
+    // Followed without a word: whatever is open is settled by the stable
+    // message, not by a resolution.
+    track.problem = begins.then(|| Problem {
+        status: service.status,
+        since: change.at,
+        key: None,
+        due: change.at,
+    });
+    track.flapping = Some(Flapping {
+        last_edge: change.at,
+        problem: begins.then_some(service.status),
+        stable_key,
+        stable_body,
+    });
+    actions
+}
+
+/// Once a flapping service has been stable for the window (`now`): its one
+/// `stable` message. A problem it still has is then open and told, so its end
+/// will be notified.
+pub fn wake(
+    webhook: &Webhook,
+    track: &mut Track,
+    service: &str,
+    now: DateTime<Utc>,
+) -> Option<Action> {
+    if track.wake_at(webhook).is_none_or(|at| at > now) {
+        return None;
+    }
+    let f = track.flapping.take().expect("flapping");
+    track.edges.clear();
+    track.problem = f.problem.map(|status| Problem {
+        status,
+        since: f.last_edge,
+        key: Some(f.stable_key.clone()),
+        due: now,
+    });
+    Some(Action::Queue(NewNotification {
+        webhook: webhook.id(),
+        key: f.stable_key,
+        service: service.to_owned(),
+        kind: "stable".into(),
+        problem_key: None,
+        body: f.stable_body,
+        due_at: now,
+    }))
 }
 
 fn summary_of_problem(change: &Change) -> String {
@@ -190,6 +327,8 @@ mod tests {
             services: elkservice_core::glob::Glob::parse("*").unwrap(),
             min_down_secs,
             degraded,
+            flap_max_changes: 0,
+            flap_window_secs: 600,
         }
     }
 
@@ -312,6 +451,74 @@ mod tests {
         assert_eq!(
             kinds(&plan(&w, &mut t, &change(3, 90, Status::Down), false)),
             ["down 3"]
+        );
+    }
+
+    #[test]
+    fn a_flapping_service_sends_one_note_then_one_when_stable() {
+        let w = Webhook {
+            flap_max_changes: 2,
+            flap_window_secs: 60,
+            ..webhook(0, false)
+        };
+        let mut t = Track::default();
+        let mut sent = Vec::new();
+        // Down and up every 5 s for 2 minutes.
+        for i in 0..24 {
+            let status = if i % 2 == 0 {
+                Status::Down
+            } else {
+                Status::Normal
+            };
+            sent.extend(kinds(&plan(
+                &w,
+                &mut t,
+                &change(i + 1, i * 5, status),
+                false,
+            )));
+        }
+        assert_eq!(sent, ["down 1", "resolved 2", "flapping 3"]);
+        let last = change(24, 115, Status::Normal).at;
+        assert_eq!(t.wake_at(&w), Some(last + Duration::seconds(60)));
+        assert!(wake(&w, &mut t, "es", last + Duration::seconds(59)).is_none());
+        let stable = wake(&w, &mut t, "es", last + Duration::seconds(60)).expect("stable");
+        let Action::Queue(n) = stable else { panic!() };
+        assert_eq!((n.kind.as_str(), n.key.as_str()), ("stable", "24-stable"));
+        assert!(
+            n.body.contains("es has been stable for 1 min 0 s: normal"),
+            "{}",
+            n.body
+        );
+        assert_eq!(t.wake_at(&w), None);
+        // Back to normal notifying.
+        assert_eq!(
+            kinds(&plan(&w, &mut t, &change(30, 400, Status::Down), false)),
+            ["down 30"]
+        );
+    }
+
+    #[test]
+    fn a_service_still_down_when_stable_has_its_end_notified() {
+        let w = Webhook {
+            flap_max_changes: 2,
+            flap_window_secs: 60,
+            ..webhook(0, false)
+        };
+        let mut t = Track::default();
+        for (i, status) in [Status::Down, Status::Normal, Status::Down]
+            .into_iter()
+            .enumerate()
+        {
+            plan(&w, &mut t, &change(i as i64 + 1, i as i64, status), false);
+        }
+        let at = change(3, 2, Status::Down).at + Duration::seconds(60);
+        let Some(Action::Queue(n)) = wake(&w, &mut t, "es", at) else {
+            panic!()
+        };
+        assert!(n.body.contains("stable for 1 min 0 s: down"), "{}", n.body);
+        assert_eq!(
+            kinds(&plan(&w, &mut t, &change(9, 100, Status::Normal), false)),
+            ["resolved 9"]
         );
     }
 

@@ -49,6 +49,20 @@ pub struct Webhook {
     /// `degraded` is a problem too (else only `down` is).
     #[serde(default)]
     pub degraded: bool,
+    /// More beginnings and ends of problems than this within
+    /// `flap_window_secs` is flapping (0: never).
+    #[serde(default = "flap_max_changes")]
+    pub flap_max_changes: u32,
+    #[serde(default = "flap_window_secs")]
+    pub flap_window_secs: u32,
+}
+
+fn flap_max_changes() -> u32 {
+    2
+}
+
+fn flap_window_secs() -> u32 {
+    600
 }
 
 fn everything() -> Glob {

@@ -197,22 +197,40 @@ pub async fn track(
     .await
 }
 
+/// Keep a track; `wake_at`: when it next has something to send on its own.
 pub async fn save_track(
     conn: &mut MySqlConnection,
     webhook: &str,
     service: &str,
     track: &str,
+    wake_at: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO elkservice_notifier_track (webhook, service_name, track) VALUES (?, ?, ?) \
-         ON DUPLICATE KEY UPDATE track = VALUES(track)",
+        "INSERT INTO elkservice_notifier_track (webhook, service_name, track, wake_at) \
+         VALUES (?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE track = VALUES(track), wake_at = VALUES(wake_at)",
     )
     .bind(webhook)
     .bind(service)
     .bind(track)
+    .bind(wake_at)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The tracks with something to send by `now`: (webhook, service, track).
+pub async fn waking(
+    conn: &mut MySqlConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT webhook, service_name, track FROM elkservice_notifier_track \
+         WHERE wake_at <= ? ORDER BY wake_at LIMIT 500 FOR UPDATE",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await
 }
 
 /// How many notifications are in a state.

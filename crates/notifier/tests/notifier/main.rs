@@ -97,6 +97,10 @@ impl Receiver {
             services: Glob::parse("*").unwrap(),
             min_down_secs,
             degraded: false,
+            // The tests change statuses faster than any service flaps,
+            // except the one about flapping.
+            flap_max_changes: 0,
+            flap_window_secs: 600,
         }
     }
 }
@@ -357,6 +361,50 @@ async fn a_failing_receiver_gets_its_notification_later_and_others_do_not_wait()
     assert_eq!(kinds(&healthy.got()), kinds(&got), "the same key to both");
 }
 
+#[tokio::test]
+async fn a_flapping_service_sends_three_notifications_then_one_when_stable() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(0);
+    let webhook = Webhook {
+        flap_max_changes: 2,
+        flap_window_secs: 2,
+        ..receiver.webhook(0)
+    };
+    let _stop = h.start(vec![webhook]).await;
+    let id = h.create("nginx").await;
+    let mut last = 0;
+    for i in 0..12 {
+        last = h
+            .set(id, "nginx", if i % 2 == 0 { "down" } else { "normal" })
+            .await;
+    }
+    h.planned_through(last).await;
+    let flapping = Instant::now();
+    let got = eventually(30, "the stable message", || async {
+        let got = receiver.got();
+        (got.len() >= 4).then_some(got)
+    })
+    .await;
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|g| g.body["Notification"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["down", "resolved", "flapping", "stable"]);
+    assert!(
+        flapping.elapsed().as_secs_f64() >= 1.0,
+        "stable only after the window"
+    );
+    assert_eq!(got[3].key, format!("{last}-stable"));
+    assert!(
+        got[3].body["Summary"]
+            .as_str()
+            .unwrap()
+            .contains(": normal"),
+        "{}",
+        got[3].body
+    );
+}
+
 /// Two notifier processes; the one that delivers is killed with SIGKILL in
 /// the middle of 1,000 changes across 100 services. Every notification
 /// arrives (by its Idempotency-Key), in order per service.
@@ -369,7 +417,7 @@ async fn kill_9_of_the_delivering_notifier_loses_and_reorders_nothing() {
         &config,
         format!(
             "[notifier]\npoll_ms = 20\nretry_initial_ms = 50\nretry_max_secs = 1\n\
-             [[notifier.webhooks]]\nurl = \"{}\"\n",
+             [[notifier.webhooks]]\nurl = \"{}\"\nflap_max_changes = 0\n",
             receiver.url
         ),
     )
