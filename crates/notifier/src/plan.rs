@@ -218,7 +218,7 @@ fn flap(webhook: &Webhook, track: &mut Track, change: &Change, begins: bool) -> 
     }
     // Followed without a word: whatever is open is settled by the stable
     // message, not by a resolution.
-    track.problem = begins.then(|| Problem {
+    track.problem = begins.then_some(Problem {
         status: service.status,
         since: change.at,
         key: None,
