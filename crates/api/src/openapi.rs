@@ -2,7 +2,7 @@
 //! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
 
 use crate::error::ErrorBody;
-use crate::routes::{changes, health, services, silences, stream, uptime};
+use crate::routes::{changes, health, notifications, services, silences, stream, uptime};
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -30,15 +30,17 @@ use utoipa::{Modify, OpenApi};
         silences::create,
         silences::list,
         silences::delete,
+        notifications::list,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, silences::NewSilence, silences::SilenceBody, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),
         (name = "silences", description = "Holding back notifications during planned work"),
+        (name = "notifications", description = "What the notifier sent, is sending, or gave up on"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
 )]

@@ -1,8 +1,9 @@
-//! HTTP routes: the service resource, silences, the status page and the
-//! operational endpoints.
+//! HTTP routes: the service resource, silences and notifications, the status
+//! page and the operational endpoints.
 
 pub mod changes;
 pub mod health;
+pub mod notifications;
 pub mod services;
 pub mod silences;
 pub mod status;
@@ -40,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(silences::list))
             .route(web::post().to(silences::create)),
     )
-    .service(resource("/silences/{Id}", "DELETE").route(web::delete().to(silences::delete)));
+    .service(resource("/silences/{Id}", "DELETE").route(web::delete().to(silences::delete)))
+    .service(resource("/notifications", "GET").route(web::get().to(notifications::list)));
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status/", "GET").route(web::get().to(status::index)))

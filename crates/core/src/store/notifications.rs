@@ -21,6 +21,18 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 5] = [
+        State::Pending,
+        State::Sent,
+        State::Failed,
+        State::Cancelled,
+        State::Skipped,
+    ];
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
@@ -240,4 +252,60 @@ pub async fn count(conn: &mut MySqlConnection, state: State) -> Result<i64, sqlx
         .fetch_one(conn)
         .await?;
     row.try_get("n")
+}
+
+/// A notification as people read it (`GET /notifications`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Notification {
+    pub id: i64,
+    /// The webhook, by the first 16 hex digits of its URL's SHA-256.
+    pub webhook: String,
+    /// The `Idempotency-Key` it is sent with.
+    pub key: String,
+    pub service: String,
+    /// `down`, `degraded`, `resolved`, `flapping` or `stable`.
+    pub kind: String,
+    /// `pending`, `sent`, `failed`, `cancelled` or `skipped`.
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The newest notifications, in one state or all.
+pub async fn list(
+    conn: &mut MySqlConnection,
+    state: Option<State>,
+    limit: u32,
+) -> Result<Vec<Notification>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, webhook, idempotency_key, service_name, kind, state, attempts, last_error, \
+         due_at, created_at, updated_at FROM elkservice_notification \
+         WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
+    )
+    .bind(state.map(State::as_str))
+    .bind(state.map(State::as_str))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Notification {
+                id: r.try_get("id")?,
+                webhook: r.try_get("webhook")?,
+                key: r.try_get("idempotency_key")?,
+                service: r.try_get("service_name")?,
+                kind: r.try_get("kind")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+                due_at: r.try_get("due_at")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
 }

@@ -159,7 +159,11 @@ impl Harness {
 
     /// A notifier in this process, stopped when the sender is dropped.
     async fn start(&self, webhooks: Vec<Webhook>) -> watch::Sender<bool> {
-        let notifier = Notifier::build(self.settings(webhooks)).unwrap();
+        self.start_with(self.settings(webhooks)).await
+    }
+
+    async fn start_with(&self, settings: Settings) -> watch::Sender<bool> {
+        let notifier = Notifier::build(settings).unwrap();
         let port = notifier.port();
         let (stop, shutdown) = watch::channel(false);
         tokio::spawn(notifier.run(shutdown));
@@ -403,6 +407,44 @@ async fn a_flapping_service_sends_three_notifications_then_one_when_stable() {
         "{}",
         got[3].body
     );
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_recorded_failed_and_listed_by_the_api() {
+    let h = Harness::new().await;
+    let broken = Receiver::start(usize::MAX);
+    let healthy = Receiver::start(0);
+    let mut settings = h.settings(vec![broken.webhook(0), healthy.webhook(0)]);
+    settings.notifier.max_attempts = 3;
+    let _stop = h.start_with(settings).await;
+    let id = h.create("kibana").await;
+    let down = h.set(id, "kibana", "down").await;
+    let failed = eventually(30, "the api to list it as failed", || async {
+        let list: Value = h
+            .http
+            .get(format!("{}/notifications?status=failed", h.api))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (list.as_array()?.len() == 1).then_some(list)
+    })
+    .await;
+    assert_eq!(failed[0]["Key"], down.to_string());
+    assert_eq!(failed[0]["Service"], "kibana");
+    assert_eq!(failed[0]["Attempts"], 3);
+    assert_eq!(failed[0]["LastError"], "HTTP 500");
+    // The other webhook was not held up by it.
+    assert_eq!(kinds(&healthy.got()), [format!("down {down}")]);
+    let res = h
+        .http
+        .get(format!("{}/notifications?status=lost", h.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
 }
 
 /// Two notifier processes; the one that delivers is killed with SIGKILL in
