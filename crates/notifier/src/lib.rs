@@ -19,6 +19,7 @@
 pub mod deliver;
 pub mod metrics;
 pub mod plan;
+pub mod receive;
 pub mod settings;
 
 use chrono::Utc;

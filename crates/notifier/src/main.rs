@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use elkservice_notifier::settings::Settings;
 use elkservice_notifier::Notifier;
 use std::path::PathBuf;
@@ -11,11 +11,33 @@ struct Cli {
     /// TOML config file; the environment (ELK_<SECTION>__<KEY>, DATABASE_URL) overrides it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-#[tokio::main]
+#[derive(Subcommand)]
+enum Command {
+    /// Follow the feed and notify (the default).
+    Run,
+    /// Be a webhook receiver that prints what it gets (to try the notifier out).
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:9190")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Receive { listen }) = cli.command {
+        return match elkservice_notifier::receive::serve(listen).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("elkservice-notifier: cannot receive on {listen}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
