@@ -152,6 +152,36 @@ impl System {
         )
     }
 
+    /// A notifier with these `[[notifier.webhooks]]` (TOML), delivering.
+    pub async fn start_notifier(&self, webhooks: &str) -> Program {
+        let config =
+            std::env::temp_dir().join(format!("elk-e2e-notifier-{}.toml", self.db.short_id()));
+        std::fs::write(&config, format!("[notifier]\npoll_ms = 50\n{webhooks}")).unwrap();
+        let port = free_port();
+        let mut cmd = program(binary("elkservice-notifier"));
+        cmd.arg("--config")
+            .arg(&config)
+            .env("DATABASE_URL", &self.db.url)
+            .env("ELK_NOTIFIER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let notifier = Program(cmd.spawn().expect("the notifier starts"));
+        eventually(60, "the notifier to deliver", || async move {
+            let v: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["role"] == "delivering").then_some(())
+        })
+        .await;
+        // Read at start; not needed any more.
+        let _ = std::fs::remove_file(&config);
+        notifier
+    }
+
     /// Another api process on the same database; returns its base URL.
     pub async fn start_api(&mut self) -> String {
         let port = free_port();

@@ -2,7 +2,6 @@
 //! the feed is the real one) and a real HTTP receiver in the test that
 //! records what it gets.
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use elkservice_api::keys::{digest, KeyRing};
 use elkservice_api::settings::{ApiSettings, Settings as ApiFullSettings};
 use elkservice_api::startup::Application;
@@ -10,86 +9,21 @@ use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::glob::Glob;
 use elkservice_notifier::settings::{Format, NotifierSettings, Settings, Webhook};
 use elkservice_notifier::Notifier;
-use elkservice_testkit::{eventually, free_port, program, TestDatabase};
+use elkservice_testkit::{eventually, free_port, program, Got, Receiver, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
 const KEY: &str = "notifier-test-key";
 
-/// What a receiver got: the Idempotency-Key, the body, and when.
-#[derive(Debug, Clone)]
-struct Got {
-    key: String,
-    body: Value,
-    at: Instant,
+/// A webhook for this receiver.
+trait AsWebhook {
+    fn webhook(&self, min_down_secs: u32) -> Webhook;
 }
 
-/// A webhook receiver on a port of its own that answers 500 to its first
-/// `failures` requests.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Got>>>,
-}
-
-impl Receiver {
-    fn start(failures: usize) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "http://127.0.0.1:{}/hook",
-            listener.local_addr().unwrap().port()
-        );
-        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-        let failing = Arc::new(AtomicUsize::new(failures));
-        let (store, fail) = (got.clone(), failing.clone());
-        let server = HttpServer::new(move || {
-            let (store, fail) = (store.clone(), fail.clone());
-            App::new().route(
-                "/hook",
-                web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
-                    let (store, fail) = (store.clone(), fail.clone());
-                    async move {
-                        if fail
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok()
-                        {
-                            return HttpResponse::InternalServerError().finish();
-                        }
-                        let key = req
-                            .headers()
-                            .get("Idempotency-Key")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
-                        store.lock().unwrap().push(Got {
-                            key,
-                            body: body.into_inner(),
-                            at: Instant::now(),
-                        });
-                        HttpResponse::Ok().finish()
-                    }
-                }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        Receiver { url, got }
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
-    }
-
+impl AsWebhook for Receiver {
     fn webhook(&self, min_down_secs: u32) -> Webhook {
         Webhook {
             url: self.url.clone(),
