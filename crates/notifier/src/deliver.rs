@@ -10,89 +10,143 @@ use elkservice_core::store::notifications::{self, Queued, State};
 use elkservice_core::store::silences;
 use sqlx::MySqlPool;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
 
 /// Pending notifications looked at per round.
 const WINDOW: u32 = 1000;
 
-/// Deliver what is due now.
-pub async fn due(
-    pool: &MySqlPool,
-    client: &reqwest::Client,
-    webhooks: &HashMap<String, Webhook>,
-    settings: &NotifierSettings,
-    metrics: &Metrics,
-) -> Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let pending = notifications::pending(&mut conn, WINDOW).await?;
-    if pending.is_empty() {
-        return Ok(());
+/// Sends the outbox. Each delivery runs on a task of its own, so a slow or
+/// failing webhook holds up nothing but its own next notifications; the
+/// tasks end with the deliverer (when this process stops delivering).
+pub struct Deliverer {
+    pub pool: MySqlPool,
+    pub client: reqwest::Client,
+    pub webhooks: Arc<HashMap<String, Webhook>>,
+    pub settings: Arc<NotifierSettings>,
+    pub metrics: Metrics,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    tasks: JoinSet<()>,
+}
+
+impl Deliverer {
+    pub fn new(
+        pool: MySqlPool,
+        client: reqwest::Client,
+        webhooks: HashMap<String, Webhook>,
+        settings: NotifierSettings,
+        metrics: Metrics,
+    ) -> Self {
+        Deliverer {
+            pool,
+            client,
+            webhooks: Arc::new(webhooks),
+            settings: Arc::new(settings),
+            metrics,
+            in_flight: Arc::default(),
+            tasks: JoinSet::new(),
+        }
     }
-    let now = Utc::now();
-    let mut heads = HashSet::new();
-    let ready: Vec<Queued> = pending
-        .into_iter()
-        // The first per webhook and service, if it is due.
-        .filter(|q| heads.insert((q.webhook.clone(), q.service.clone())))
-        .filter(|q| q.due_at <= now)
-        .collect();
-    if ready.is_empty() {
-        return Ok(());
-    }
-    let silenced: Vec<Glob> = silences::active(&mut conn, now)
-        .await?
-        .into_iter()
-        .map(|s| s.pattern)
-        .collect();
-    let mut sends = Vec::new();
-    for q in ready {
-        let Some(webhook) = webhooks.get(&q.webhook) else {
-            // A webhook no longer configured: nobody to tell.
-            skip(
-                &mut conn,
-                &q,
-                "the webhook is no longer configured",
-                metrics,
-            )
-            .await?;
-            continue;
-        };
-        if let Some(problem) = &q.problem_key {
-            // A resolution only for a problem that was told.
-            let told = notifications::state_of(&mut conn, &q.webhook, problem).await?;
-            if told.as_deref() != Some(State::Sent.as_str()) {
-                skip(&mut conn, &q, "its problem was not notified", metrics).await?;
+
+    /// Start delivering what is due now.
+    pub async fn round(&mut self) -> Result<(), sqlx::Error> {
+        while self.tasks.try_join_next().is_some() {}
+        let mut conn = self.pool.acquire().await?;
+        let pending = notifications::pending(&mut conn, WINDOW).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let in_flight = self.in_flight.lock().expect("not poisoned").clone();
+        let mut heads = HashSet::new();
+        let ready: Vec<Queued> = pending
+            .into_iter()
+            // The first per webhook and service, if it is due and not on its way.
+            .filter(|q| heads.insert((q.webhook.clone(), q.service.clone())))
+            .filter(|q| q.due_at <= now && !in_flight.contains(&q.id))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let silenced: Vec<Glob> = silences::active(&mut conn, now)
+            .await?
+            .into_iter()
+            .map(|s| s.pattern)
+            .collect();
+        for q in ready {
+            if !self.webhooks.contains_key(&q.webhook) {
+                // A webhook no longer configured: nobody to tell.
+                skip(
+                    &mut conn,
+                    &q,
+                    "the webhook is no longer configured",
+                    &self.metrics,
+                )
+                .await?;
                 continue;
             }
-        } else if silenced.iter().any(|g| g.matches(&q.service)) {
-            skip(&mut conn, &q, "silenced", metrics).await?;
-            continue;
+            if let Some(problem) = &q.problem_key {
+                // A resolution only for a problem that was told.
+                let told = notifications::state_of(&mut conn, &q.webhook, problem).await?;
+                if told.as_deref() != Some(State::Sent.as_str()) {
+                    skip(&mut conn, &q, "its problem was not notified", &self.metrics).await?;
+                    continue;
+                }
+            } else if silenced.iter().any(|g| g.matches(&q.service)) {
+                skip(&mut conn, &q, "silenced", &self.metrics).await?;
+                continue;
+            }
+            self.in_flight.lock().expect("not poisoned").insert(q.id);
+            let (pool, client, webhooks, settings, metrics, in_flight) = (
+                self.pool.clone(),
+                self.client.clone(),
+                self.webhooks.clone(),
+                self.settings.clone(),
+                self.metrics.clone(),
+                self.in_flight.clone(),
+            );
+            self.tasks.spawn(async move {
+                let id = q.id;
+                let result = send(&client, &webhooks[&q.webhook], &q).await;
+                if let Err(e) = settle(&pool, &settings, &metrics, &q, result).await {
+                    // Still pending: the next round sends it again, same key.
+                    tracing::warn!(error = %e, key = %q.key, "could not record a delivery");
+                }
+                in_flight.lock().expect("not poisoned").remove(&id);
+            });
         }
-        sends.push(send(client, webhook, q));
+        Ok(())
     }
-    drop(conn);
-    for (q, result) in futures_util::future::join_all(sends).await {
-        let mut conn = pool.acquire().await?;
-        let attempts = q.attempts + 1;
-        match result {
-            Ok(()) => {
-                notifications::settle(&mut conn, q.id, State::Sent, attempts, q.due_at, None)
-                    .await?;
-                metrics.deliveries.with_label_values(&["sent"]).inc();
-            }
-            Err(e) if attempts >= settings.max_attempts as i32 => {
-                tracing::warn!(service = %q.service, key = %q.key, error = %e, attempts, "giving up a notification");
-                notifications::settle(&mut conn, q.id, State::Failed, attempts, q.due_at, Some(&e))
-                    .await?;
-                metrics.deliveries.with_label_values(&["failed"]).inc();
-            }
-            Err(e) => {
-                let delay = backoff(settings, attempts);
-                tracing::info!(service = %q.service, key = %q.key, error = %e, attempts, retry_in_ms = delay.num_milliseconds(), "a delivery failed");
-                let next = Utc::now() + delay;
-                notifications::settle(&mut conn, q.id, State::Pending, attempts, next, Some(&e))
-                    .await?;
-                metrics.deliveries.with_label_values(&["retried"]).inc();
-            }
+}
+
+/// Record how a delivery went.
+async fn settle(
+    pool: &MySqlPool,
+    settings: &NotifierSettings,
+    metrics: &Metrics,
+    q: &Queued,
+    result: Result<(), String>,
+) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let attempts = q.attempts + 1;
+    match result {
+        Ok(()) => {
+            notifications::settle(&mut conn, q.id, State::Sent, attempts, q.due_at, None).await?;
+            metrics.deliveries.with_label_values(&["sent"]).inc();
+        }
+        Err(e) if attempts >= settings.max_attempts as i32 => {
+            tracing::warn!(service = %q.service, key = %q.key, error = %e, attempts, "giving up a notification");
+            notifications::settle(&mut conn, q.id, State::Failed, attempts, q.due_at, Some(&e))
+                .await?;
+            metrics.deliveries.with_label_values(&["failed"]).inc();
+        }
+        Err(e) => {
+            let delay = backoff(settings, attempts);
+            tracing::info!(service = %q.service, key = %q.key, error = %e, attempts, retry_in_ms = delay.num_milliseconds(), "a delivery failed");
+            let next = Utc::now() + delay;
+            notifications::settle(&mut conn, q.id, State::Pending, attempts, next, Some(&e))
+                .await?;
+            metrics.deliveries.with_label_values(&["retried"]).inc();
         }
     }
     Ok(())
@@ -116,11 +170,7 @@ fn backoff(settings: &NotifierSettings, attempts: i32) -> Duration {
     Duration::milliseconds(ms.min(settings.retry_max_secs as f64 * 1000.0) as i64)
 }
 
-async fn send(
-    client: &reqwest::Client,
-    webhook: &Webhook,
-    q: Queued,
-) -> (Queued, Result<(), String>) {
+async fn send(client: &reqwest::Client, webhook: &Webhook, q: &Queued) -> Result<(), String> {
     let result = client
         .post(&webhook.url)
         .header("Idempotency-Key", &q.key)
@@ -128,12 +178,11 @@ async fn send(
         .body(q.body.clone())
         .send()
         .await;
-    let outcome = match result {
+    match result {
         Ok(res) if res.status().is_success() => Ok(()),
         Ok(res) => Err(format!("HTTP {}", res.status().as_u16())),
         Err(e) => Err(e.to_string()),
-    };
-    (q, outcome)
+    }
 }
 
 #[cfg(test)]

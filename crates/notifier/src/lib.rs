@@ -178,6 +178,13 @@ impl Lead {
             .iter()
             .map(|w| (w.id(), w.clone()))
             .collect();
+        let mut deliverer = deliver::Deliverer::new(
+            pool.clone(),
+            client,
+            webhooks,
+            self.settings.notifier.clone(),
+            self.metrics.clone(),
+        );
         let mut tick = tokio::time::interval(Duration::from_millis(self.settings.notifier.poll_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(Duration::from_secs(1));
@@ -185,7 +192,7 @@ impl Lead {
             tokio::select! {
                 _ = tick.tick() => {
                     self.plan(pool).await?;
-                    deliver::due(pool, &client, &webhooks, &self.settings.notifier, &self.metrics).await?;
+                    deliverer.round().await?;
                 }
                 // The lock lives as long as its connection: a lost connection
                 // is a lost lock, and another process may already deliver.

@@ -764,6 +764,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(failures: usize) -> Self {
+        Self::start_failing(failures, std::time::Instant::now())
+    }
+
+    /// One that answers 500 to everything for `outage`.
+    pub fn start_failing_for(outage: std::time::Duration) -> Self {
+        Self::start_failing(0, std::time::Instant::now() + outage)
+    }
+
+    fn start_failing(failures: usize, until: std::time::Instant) -> Self {
         use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::{Arc, Mutex};
@@ -784,9 +793,12 @@ impl Receiver {
                 web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
                     let (store, fail) = (store.clone(), fail.clone());
                     async move {
-                        if fail
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok()
+                        if Instant::now() < until
+                            || fail
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok()
                         {
                             return HttpResponse::InternalServerError().finish();
                         }

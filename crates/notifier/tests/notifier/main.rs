@@ -277,10 +277,13 @@ async fn a_problem_shorter_than_min_down_and_a_silenced_one_send_nothing() {
     assert!(receiver.got().is_empty());
 }
 
+/// A receiver answering 500 for 30 s.
 #[tokio::test]
 async fn a_failing_receiver_gets_its_notification_later_and_others_do_not_wait() {
     let h = Harness::new().await;
-    let failing = Receiver::start(5);
+    let outage = std::time::Duration::from_secs(30);
+    let failing = Receiver::start_failing_for(outage);
+    let began = Instant::now();
     let healthy = Receiver::start(0);
     let _stop = h.start(vec![failing.webhook(0), healthy.webhook(0)]).await;
     let id = h.create("logstash").await;
@@ -290,13 +293,19 @@ async fn a_failing_receiver_gets_its_notification_later_and_others_do_not_wait()
     })
     .await;
     assert!(failing.got().is_empty(), "it answered 500 so far");
-    let got = eventually(30, "the failing receiver, once it recovers", || async {
+    let got = eventually(60, "the failing receiver, once it recovers", || async {
         let got = failing.got();
         (!got.is_empty()).then_some(got)
     })
     .await;
     assert_eq!(kinds(&got), [format!("down {down}")]);
     assert_eq!(kinds(&healthy.got()), kinds(&got), "the same key to both");
+    let late = got[0].at - (began + outage);
+    eprintln!(
+        "the healthy receiver after {} ms; the failing one {} ms after it recovered",
+        (healthy.got()[0].at - began).as_millis(),
+        late.as_millis()
+    );
 }
 
 #[tokio::test]
@@ -470,6 +479,41 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn it_answers_on_its_ops_port_and_exits_0_on_sigterm() {
+    let db = TestDatabase::new();
+    let port = free_port();
+    let child = program(env!("CARGO_BIN_EXE_elkservice-notifier"))
+        .env("DATABASE_URL", &db.url)
+        .env("ELK_NOTIFIER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_delivering(port).await;
+    let health: Value = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("elkservice_notifier_leader 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        elkservice_testkit::terminate(child, std::time::Duration::from_secs(10)).await,
+        Some(0)
+    );
 }
 
 #[test]
