@@ -505,13 +505,22 @@ pub async fn publish_events(channel: &lapin::Channel, events: &[elkservice_core:
     );
 }
 
-/// A free TCP port on the loopback interface, for a program under test to listen on.
+/// A free TCP port on the loopback interface, for a program under test to
+/// listen on. Chosen below the kernel's ephemeral range: a port the kernel
+/// hands out (port 0) is free only until an outgoing connection of any test
+/// is given the same one, before the program binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (low.saturating_sub(12000).max(1024), low);
+    loop {
+        let port = from + (uuid::Uuid::new_v4().as_u128() % u128::from(to - from)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The tiny image that `scripts/services` imports into both engines for test
