@@ -274,11 +274,19 @@ impl DockerSource {
         if let Some(seen) = known.0.get_mut(&id) {
             seen.lifecycle.record(&action);
         }
-        // A death held for Docker's `stop` is reported as it is before
-        // anything that follows it (a restart, say) hides it.
-        if action != Action::Stopped && matches!(pending.get(&id), Some(Pending::Died { .. })) {
-            pending.remove(&id);
-            report(tx, known, &name).await;
+        if matches!(pending.get(&id), Some(Pending::Died { .. })) {
+            match action {
+                // A dead container's health, or a signal to it, says nothing
+                // about whether the operator stopped it.
+                Action::Health(_) | Action::Kill { .. } => return Ok(()),
+                Action::Stopped => {}
+                // Anything else that follows the death (a restart, say) would
+                // hide it: it is reported as it is first.
+                _ => {
+                    pending.remove(&id);
+                    report(tx, known, &name).await;
+                }
+            }
         }
         let health = match &action {
             // A signal changes nothing until the container dies.

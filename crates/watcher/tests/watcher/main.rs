@@ -232,7 +232,7 @@ async fn health_transitions_are_reported_from_the_engines_events(engine: Engine)
             engine.try_cli(&["healthcheck", "run", &c.name]);
         }
     };
-    let mut delays = Vec::new();
+    let (mut delays, mut unseen) = (Vec::new(), 0);
     for cycle in 0..cycles {
         for (health, status, file_op) in
             [("healthy", Normal, "touch"), ("unhealthy", Degraded, "rm")]
@@ -243,19 +243,28 @@ async fn health_transitions_are_reported_from_the_engines_events(engine: Engine)
                 .expect("es", health, |e| e.status == status && e.running)
                 .await;
             let received = chrono::Utc::now();
-            let sent = engine_events.next(health).await;
             assert!(
                 e.detail.as_deref().unwrap_or_default().ends_with(health),
                 "cycle {cycle}: {e:?}"
             );
-            delays.push((received - sent).num_milliseconds());
+            // The figure only: a second client's stream may miss an event.
+            match engine_events.next(health).await {
+                Some(sent) => delays.push((received - sent).num_milliseconds()),
+                None => unseen += 1,
+            }
         }
     }
+    assert!(
+        delays.len() >= cycles,
+        "the engine's own events were seen for only {} of {} transitions",
+        delays.len(),
+        2 * cycles
+    );
     delays.sort_unstable();
     eprintln!(
-        "{engine:?}: {} health transitions; from the engine's event to the published status: \
-         p50 {} ms, p99 {} ms, max {} ms",
-        delays.len(),
+        "{engine:?}: {} health transitions ({unseen} whose engine event the second client \
+         missed); from the engine's event to the published status: p50 {} ms, p99 {} ms, max {} ms",
+        2 * cycles,
         delays[delays.len() / 2],
         delays[delays.len() * 99 / 100],
         delays.last().unwrap()
@@ -305,16 +314,17 @@ impl HealthEvents {
     }
 
     /// When the engine sent the event of this check (Docker names the health;
-    /// Podman sends one per check, so the newest so far is taken).
-    async fn next(&mut self, health: &str) -> chrono::DateTime<chrono::Utc> {
+    /// Podman sends one per check, so the newest so far is taken); None if
+    /// this client saw none within 5 s.
+    async fn next(&mut self, health: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         let mut last = None;
         loop {
-            let wait = if last.is_some() { 0 } else { 30 };
+            let wait = if last.is_some() { 0 } else { 5 };
             match tokio::time::timeout(Duration::from_secs(wait), self.0.recv()).await {
-                Ok(Some((at, Some(value)))) if value == health => return at,
+                Ok(Some((at, Some(value)))) if value == health => return Some(at),
                 Ok(Some((_, Some(_)))) => {}
                 Ok(Some((at, None))) => last = Some(at),
-                _ => return last.unwrap_or_else(|| panic!("no {health} event from the engine")),
+                _ => return last,
             }
         }
     }
