@@ -421,6 +421,47 @@ impl Drop for SocketProxy {
     }
 }
 
+/// Podman's API served on a loopback TCP port by Podman itself.
+#[tokio::test]
+async fn podman_s_own_api_on_a_tcp_port_is_watched() {
+    let mut h = Harness::new(Engine::Podman).await;
+    let port = elkservice_testkit::free_port();
+    let _service = KillOnDrop(
+        std::process::Command::new("podman")
+            .args([
+                "system",
+                "service",
+                "--time=0",
+                &format!("tcp://127.0.0.1:{port}"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(30, "Podman's API on the TCP port", || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/_ping"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    let _stop = h.start(h.settings_on(format!("tcp://127.0.0.1:{port}")));
+    let c = h.run("kibana", &[], &["/bin/sleep", "1000"]);
+    h.expect("kibana", "normal", |e| e.status == Normal).await;
+    c.cli(&["kill"]);
+    h.expect("kibana", "down", |e| e.status == Down).await;
+}
+
+/// A process ended when the test is, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `DOCKER_HOST=tcp://…`, as through a read-only socket proxy.
 async fn the_engine_is_reached_over_tcp(engine: Engine) {
     let mut h = Harness::new(engine).await;
