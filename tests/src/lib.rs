@@ -4,7 +4,8 @@
 //! builds them next to this test).
 
 use elkservice_testkit::{
-    eventually, free_port, program, Container, Engine, TestDatabase, TestVhost,
+    eventually, free_port, get_json, program, wait_delivering, Container, Engine, TestDatabase,
+    TestVhost,
 };
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -58,7 +59,7 @@ fn spawn(name: &str, envs: &[(&str, String)], settings: &[(&'static str, String)
 }
 
 async fn healthy(url: String, key: &'static str) -> Option<()> {
-    let v: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    let v = get_json(&reqwest::Client::new(), &url).await?;
     (key.is_empty() || v[key] == true).then_some(())
 }
 
@@ -167,16 +168,7 @@ impl System {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let notifier = Program(cmd.spawn().expect("the notifier starts"));
-        eventually(60, "the notifier to deliver", || async move {
-            let v: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (v["role"] == "delivering").then_some(())
-        })
-        .await;
+        wait_delivering(port).await;
         // Read at start; not needed any more.
         let _ = std::fs::remove_file(&config);
         notifier
@@ -204,15 +196,11 @@ impl System {
 
     /// The row of a service, through the API.
     pub async fn row(&self, name: &str) -> Option<serde_json::Value> {
-        let list: serde_json::Value = self
-            .client
-            .get(format!("{}/elkservice?query=Name:{name}", self.api))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let list = get_json(
+            &self.client,
+            &format!("{}/elkservice?query=Name:{name}", self.api),
+        )
+        .await?;
         list.get(0).cloned()
     }
 

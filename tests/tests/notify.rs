@@ -2,7 +2,7 @@
 //! as processes, a webhook receiver in the test, on each engine.
 
 use elkservice_e2e::System;
-use elkservice_testkit::{eventually, on_both_engines, Engine, Receiver};
+use elkservice_testkit::{eventually, get_json, on_both_engines, Engine, Receiver};
 use std::time::{Duration, Instant};
 
 on_both_engines!(
@@ -88,15 +88,7 @@ async fn a_ten_second_restart_with_min_down_30_sends_nothing(engine: Engine) {
     c.cli(&["start"]);
     // Once its notification is withdrawn, it can never be sent.
     eventually(30, "the down notification to be withdrawn", || async {
-        let list: serde_json::Value = sys
-            .client
-            .get(format!("{}/notifications", sys.api))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let list = get_json(&sys.client, &format!("{}/notifications", sys.api)).await?;
         let states: Vec<_> = list
             .as_array()?
             .iter()

@@ -53,15 +53,21 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn migrate(config: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("elkservice-api: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// The settings, with logging set up by them; a bad one is exit code 2.
+fn configure(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    let settings = Settings::load(config.as_deref()).map_err(|e| {
+        eprintln!("elkservice-api: configuration error: {e}");
+        ExitCode::from(2)
+    })?;
     elkservice_core::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+async fn migrate(config: Option<PathBuf>) -> ExitCode {
+    let settings = match configure(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     match elkservice_core::db::connect_and_migrate(&settings.database).await {
         Ok(pool) => {
             pool.close().await;
@@ -76,14 +82,10 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
 }
 
 async fn serve(config: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match configure(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("elkservice-api: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    elkservice_core::telemetry::init(&settings.log);
     let listen = settings.api.listen;
     let app = match Application::build(settings).await {
         Ok(app) => app,

@@ -2,6 +2,7 @@
 //! both run at start.
 
 use crate::config::DatabaseSettings;
+use crate::retry::Retry;
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
@@ -10,6 +11,25 @@ use std::time::Duration;
 
 /// The schema, embedded at compile time from `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// [`connect_and_migrate`], again and again with `retry`'s backoff while the
+/// database is not ready (a program may start before it); None once the
+/// program is asked to stop.
+pub async fn connect_and_migrate_retrying(
+    settings: &DatabaseSettings,
+    retry: &mut Retry,
+) -> Option<MySqlPool> {
+    loop {
+        match connect_and_migrate(settings).await {
+            Ok(pool) => return Some(pool),
+            Err(e) => {
+                if !retry.wait_after(&format!("{e:#}")).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
 
 /// Connect (creating the database if it does not exist yet) and bring the schema
 /// up to date. Safe when several processes start at once: the migrator holds a

@@ -103,19 +103,22 @@ impl Notifier {
             Duration::from_secs(10),
             &shutdown,
         );
-        let pool = loop {
-            match db::connect_and_migrate(&settings.database).await {
-                Ok(pool) => break pool,
-                Err(e) => {
-                    if !retry.wait_after(&format!("{e:#}")).await {
-                        server_handle.stop(true).await;
-                        return Ok(());
-                    }
-                }
-            }
+        let Some(pool) = db::connect_and_migrate_retrying(&settings.database, &mut retry).await
+        else {
+            server_handle.stop(true).await;
+            return Ok(());
         };
         database.store(true, Ordering::Relaxed);
-        let lead = Lead { settings, metrics };
+        let lead = Lead {
+            webhooks: settings
+                .notifier
+                .webhooks
+                .iter()
+                .map(|w| (w.id(), w.clone()))
+                .collect(),
+            settings,
+            metrics,
+        };
         let mut shutdown = shutdown;
         loop {
             let outcome = tokio::select! {
@@ -150,6 +153,8 @@ impl Notifier {
 /// What the process that holds the lock does.
 struct Lead {
     settings: Settings,
+    /// The webhooks by their id in the outbox, made once.
+    webhooks: HashMap<String, settings::Webhook>,
     metrics: Metrics,
 }
 
@@ -171,17 +176,10 @@ impl Lead {
             .timeout(Duration::from_secs(self.settings.notifier.timeout_secs))
             .build()
             .expect("an HTTP client");
-        let webhooks: HashMap<String, settings::Webhook> = self
-            .settings
-            .notifier
-            .webhooks
-            .iter()
-            .map(|w| (w.id(), w.clone()))
-            .collect();
         let mut deliverer = deliver::Deliverer::new(
             pool.clone(),
             client,
-            webhooks,
+            self.webhooks.clone(),
             self.settings.notifier.clone(),
             self.metrics.clone(),
         );
@@ -220,11 +218,11 @@ impl Lead {
                     && s.created_at <= change.at
                     && change.at < s.until
             });
-            for w in &self.settings.notifier.webhooks {
+            for (id, w) in &self.webhooks {
                 if !w.services.matches(change.name.as_str()) {
                     continue;
                 }
-                let key = (w.id(), change.name.clone());
+                let key = (id.clone(), change.name.clone());
                 if !tracks.contains_key(&key) {
                     let stored = notifications::track(&mut tx, &key.0, key.1.as_str()).await?;
                     let track = stored
@@ -243,7 +241,7 @@ impl Lead {
         }
         for ((webhook, name), track) in &tracks {
             let json = serde_json::to_string(track).expect("a track serialises");
-            let wake_at = self.webhook(webhook).and_then(|w| track.wake_at(w));
+            let wake_at = self.webhooks.get(webhook).and_then(|w| track.wake_at(w));
             notifications::save_track(&mut tx, webhook, name.as_str(), &json, wake_at).await?;
         }
         notifications::advance(&mut tx, last.seq).await?;
@@ -254,20 +252,12 @@ impl Lead {
         Ok(())
     }
 
-    fn webhook(&self, id: &str) -> Option<&settings::Webhook> {
-        self.settings
-            .notifier
-            .webhooks
-            .iter()
-            .find(|w| w.id() == id)
-    }
-
     /// Send the stable messages of services that stopped flapping.
     async fn wake(&self, tx: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
         let now = Utc::now();
         for (webhook, service, stored) in notifications::waking(tx, now).await? {
             let mut track: Track = serde_json::from_str(&stored).unwrap_or_default();
-            let Some(w) = self.webhook(&webhook) else {
+            let Some(w) = self.webhooks.get(&webhook) else {
                 // A webhook no longer configured: nothing will wake it.
                 notifications::save_track(tx, &webhook, &service, &stored, None).await?;
                 continue;

@@ -407,6 +407,24 @@ where
     }
 }
 
+/// The JSON body of a GET; None when there is no such answer (yet), for
+/// [`eventually`].
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// Wait until the notifier whose ops listener is on `port` is the one that
+/// delivers (it holds the lock).
+pub async fn wait_delivering(port: u16) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    eventually(60, "a notifier to deliver", || async {
+        let v = get_json(&client, &url).await?;
+        (v["role"] == "delivering").then_some(())
+    })
+    .await;
+}
+
 /// The value of one metric line (`name` or `name{labels}`) at a program's
 /// `/metrics` on `port`; 0 when it cannot be read or is absent.
 pub async fn scrape(port: u16, metric: &str) -> f64 {

@@ -70,16 +70,11 @@ impl Writer {
             Duration::from_secs(10),
             &shutdown,
         );
-        let pool = loop {
-            match db::connect_and_migrate(&self.settings.database).await {
-                Ok(pool) => break pool,
-                Err(e) => {
-                    if !retry.wait_after(&format!("{e:#}")).await {
-                        server_handle.stop(true).await;
-                        return Ok(());
-                    }
-                }
-            }
+        let Some(pool) =
+            db::connect_and_migrate_retrying(&self.settings.database, &mut retry).await
+        else {
+            server_handle.stop(true).await;
+            return Ok(());
         };
         health.set_database(true);
         let pinger = tokio::spawn(watch_database(pool.clone(), health.clone()));

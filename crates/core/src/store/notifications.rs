@@ -3,7 +3,7 @@
 //! change feed. Written by the notifier; the api will read the outbox.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, Row};
+use sqlx::MySqlConnection;
 
 /// A notification's state in the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +58,13 @@ pub struct NewNotification {
 }
 
 /// A queued notification, as the deliverer reads it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Queued {
     pub id: i64,
     pub webhook: String,
+    #[sqlx(rename = "idempotency_key")]
     pub key: String,
+    #[sqlx(rename = "service_name")]
     pub service: String,
     pub kind: String,
     pub problem_key: Option<String>,
@@ -110,28 +112,13 @@ pub async fn cancel(
 
 /// The oldest pending notifications, due or not, in the order they were queued.
 pub async fn pending(conn: &mut MySqlConnection, limit: u32) -> Result<Vec<Queued>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, webhook, idempotency_key, service_name, kind, problem_key, body, due_at, attempts \
          FROM elkservice_notification WHERE state = 'pending' ORDER BY id LIMIT ?",
     )
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Queued {
-                id: r.try_get("id")?,
-                webhook: r.try_get("webhook")?,
-                key: r.try_get("idempotency_key")?,
-                service: r.try_get("service_name")?,
-                kind: r.try_get("kind")?,
-                problem_key: r.try_get("problem_key")?,
-                body: r.try_get("body")?,
-                due_at: r.try_get("due_at")?,
-                attempts: r.try_get("attempts")?,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// The state of a webhook's notification by key, if there is one.
@@ -245,24 +232,17 @@ pub async fn waking(
     .await
 }
 
-/// How many notifications are in a state.
-pub async fn count(conn: &mut MySqlConnection, state: State) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM elkservice_notification WHERE state = ?")
-        .bind(state.as_str())
-        .fetch_one(conn)
-        .await?;
-    row.try_get("n")
-}
-
 /// A notification as people read it (`GET /notifications`).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "PascalCase")]
 pub struct Notification {
     pub id: i64,
     /// The webhook, by the first 16 hex digits of its URL's SHA-256.
     pub webhook: String,
     /// The `Idempotency-Key` it is sent with.
+    #[sqlx(rename = "idempotency_key")]
     pub key: String,
+    #[sqlx(rename = "service_name")]
     pub service: String,
     /// `down`, `degraded`, `resolved`, `flapping` or `stable`.
     pub kind: String,
@@ -281,7 +261,7 @@ pub async fn list(
     state: Option<State>,
     limit: u32,
 ) -> Result<Vec<Notification>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, webhook, idempotency_key, service_name, kind, state, attempts, last_error, \
          due_at, created_at, updated_at FROM elkservice_notification \
          WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
@@ -290,22 +270,5 @@ pub async fn list(
     .bind(state.map(State::as_str))
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Notification {
-                id: r.try_get("id")?,
-                webhook: r.try_get("webhook")?,
-                key: r.try_get("idempotency_key")?,
-                service: r.try_get("service_name")?,
-                kind: r.try_get("kind")?,
-                state: r.try_get("state")?,
-                attempts: r.try_get("attempts")?,
-                last_error: r.try_get("last_error")?,
-                due_at: r.try_get("due_at")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .collect()
+    .await
 }

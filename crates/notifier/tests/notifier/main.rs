@@ -9,7 +9,9 @@ use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::glob::Glob;
 use elkservice_notifier::settings::{Format, NotifierSettings, Settings, Webhook};
 use elkservice_notifier::Notifier;
-use elkservice_testkit::{eventually, free_port, program, Got, Receiver, TestDatabase};
+use elkservice_testkit::{
+    eventually, free_port, get_json, program, wait_delivering, Got, Receiver, TestDatabase,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Stdio};
@@ -186,19 +188,6 @@ fn database(db: &TestDatabase) -> DatabaseSettings {
     }
 }
 
-async fn wait_delivering(port: u16) {
-    eventually(30, "a notifier to deliver", || async move {
-        let v: Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (v["role"] == "delivering").then_some(())
-    })
-    .await;
-}
-
 fn kinds(got: &[Got]) -> Vec<String> {
     got.iter()
         .map(|g| {
@@ -363,15 +352,7 @@ async fn a_delivery_that_keeps_failing_is_recorded_failed_and_listed_by_the_api(
     let id = h.create("kibana").await;
     let down = h.set(id, "kibana", "down").await;
     let failed = eventually(30, "the api to list it as failed", || async {
-        let list: Value = h
-            .http
-            .get(format!("{}/notifications?status=failed", h.api))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let list = get_json(&h.http, &format!("{}/notifications?status=failed", h.api)).await?;
         (list.as_array()?.len() == 1).then_some(list)
     })
     .await;
