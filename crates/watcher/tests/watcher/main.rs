@@ -288,26 +288,42 @@ impl HealthEvents {
             ("container".to_owned(), vec![container.to_owned()]),
             ("event".to_owned(), vec!["health_status".to_owned()]),
         ]);
-        // From before the container's first check: the request is only sent
-        // once the stream is polled, which is on the task below.
-        let since = (chrono::Utc::now().timestamp() - 2).to_string();
-        let mut stream = docker.events(Some(bollard::query_parameters::EventsOptions {
-            since: Some(since),
-            until: None,
-            filters: Some(filters),
-        }));
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(Ok(e)) = stream.next().await {
-                let at = chrono::DateTime::from_timestamp_nanos(e.time_nano.unwrap_or_default());
-                let value = e
-                    .action
-                    .unwrap_or_default()
-                    .split_once(':')
-                    .map(|(_, v)| v.trim().to_owned());
-                if tx.send((at, value)).is_err() {
-                    return;
+            // From before the container's first check. A stream that ends or
+            // fails (seen with Podman under the full suite's load) is opened
+            // again from the last event it gave; a replayed event is dropped.
+            let mut last_nanos = (chrono::Utc::now().timestamp() - 2) * 1_000_000_000;
+            loop {
+                let mut stream = docker.events(Some(bollard::query_parameters::EventsOptions {
+                    since: Some((last_nanos / 1_000_000_000).to_string()),
+                    until: None,
+                    filters: Some(filters.clone()),
+                }));
+                while let Some(item) = stream.next().await {
+                    let e = match item {
+                        Ok(e) => e,
+                        Err(err) => {
+                            eprintln!("the second client's event stream failed: {err}");
+                            break;
+                        }
+                    };
+                    let nanos = e.time_nano.unwrap_or_default();
+                    if nanos <= last_nanos {
+                        continue;
+                    }
+                    last_nanos = nanos;
+                    let at = chrono::DateTime::from_timestamp_nanos(nanos);
+                    let value = e
+                        .action
+                        .unwrap_or_default()
+                        .split_once(':')
+                        .map(|(_, v)| v.trim().to_owned());
+                    if tx.send((at, value)).is_err() {
+                        return;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
         HealthEvents(rx)
