@@ -3,10 +3,12 @@
 //! Modules, from the bottom up (each uses only those above it):
 //! - [`keys`], [`metrics`], [`error`]: API keys, Prometheus metrics, and
 //!   [`error::ApiError`], the one place where failures become HTTP responses.
-//! - [`settings`], [`live`] (this process's view of the change feed), then
+//! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL (or
+//!   answered over rows in memory).
+//! - [`settings`], [`model`] (the rows in memory), [`live`] (this process's
+//!   view of the change feed, which keeps the model current), then
 //!   [`state`]: what every handler can reach.
 //! - [`auth`] (who may call) and [`observe`] (a log line and metrics per request).
-//! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL.
 //! - [`routes`]: the handlers, which read like the HTTP routes; the SQL they
 //!   run is in `elkservice_core::store`.
 //! - [`openapi`] describes the routes; [`tls`] reads the HTTPS certificate;
@@ -19,6 +21,7 @@ pub mod keys;
 pub mod listing;
 pub mod live;
 pub mod metrics;
+pub mod model;
 pub mod observe;
 pub mod openapi;
 pub mod routes;

@@ -4,17 +4,23 @@
 //! milliseconds, whichever process or writer made it, however many there are.
 //! Retention runs here too.
 
+use crate::model::{Checked, ReadModel};
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
+use elkservice_core::store::services;
+use elkservice_core::Service;
 use sqlx::MySqlPool;
+use sqlx::{Acquire, MySqlConnection};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch, Notify};
 
 /// How often the feed is read while someone listens.
 const TICK: Duration = Duration::from_millis(20);
 /// Most entries read per tick.
 const READ: u32 = 1000;
+/// How often the read model takes in `LastCheckedAt` and `UpdatedAt`.
+const REFRESH: Duration = Duration::from_secs(1);
 
 /// This process's view of the feed: its last committed Seq, and each new
 /// entry broadcast to the streams. One task reads the feed (one small query
@@ -60,41 +66,64 @@ pub fn sse_frame(change: &Change) -> Bytes {
 const BROADCAST_CAPACITY: usize = 1024;
 
 impl FeedHub {
-    /// Start following the feed on `pool`.
-    pub fn start(pool: MySqlPool) -> Self {
+    /// Start following the feed on `pool`; with a read model, always (the
+    /// model listens), and the model is loaded and kept current.
+    pub fn start(pool: MySqlPool, model: Option<Arc<ReadModel>>) -> Self {
         let hub = FeedHub {
             last: watch::channel(0).0,
             entries: broadcast::channel(BROADCAST_CAPACITY).0,
             wake: Arc::new(Notify::new()),
         };
-        tokio::spawn(hub.clone().read(pool));
+        tokio::spawn(hub.clone().read(pool, model));
         hub
     }
 
-    async fn read(self, pool: MySqlPool) {
+    async fn read(self, pool: MySqlPool, model: Option<Arc<ReadModel>>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The last Seq broadcast; None until read afresh after an idle spell.
+        // The last Seq read; None until read afresh after an idle spell.
         let mut cursor: Option<i64> = None;
+        let mut refreshed = Instant::now();
         loop {
-            if self.last.receiver_count() == 0 && self.entries.receiver_count() == 0 {
+            let idle = self.last.receiver_count() == 0 && self.entries.receiver_count() == 0;
+            if model.is_none() && idle {
                 cursor = None;
                 self.wake.notified().await;
             }
             tick.tick().await;
+            let started = Instant::now();
             let Ok(mut conn) = pool.acquire().await else {
                 continue;
             };
-            let seq = match cursor {
+            let seq = match (cursor, &model) {
                 // Listeners read what came before from the database themselves.
-                None => match feed::last_seq(&mut conn).await {
+                (None, None) => match feed::last_seq(&mut conn).await {
                     Ok(seq) => seq,
                     Err(_) => continue,
                 },
-                Some(from) => {
-                    let Ok(batch) = feed::after(&mut conn, from, READ).await else {
+                (None, Some(model)) => match snapshot(&mut conn).await {
+                    Ok((seq, rows)) => {
+                        model.load(seq, rows, started);
+                        seq
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot load the read model");
+                        continue;
+                    }
+                },
+                (Some(from), _) => {
+                    let refresh = model.is_some() && refreshed.elapsed() >= REFRESH;
+                    let Ok((batch, checked)) = follow(&mut conn, from, refresh).await else {
                         continue;
                     };
+                    let complete = batch.len() < READ as usize;
+                    if let Some(model) = &model {
+                        model.apply(&batch, complete.then_some(started));
+                        if let Some(checked) = checked.filter(|_| complete) {
+                            model.refresh(checked);
+                            refreshed = started;
+                        }
+                    }
                     let mut seq = from;
                     for entry in batch {
                         seq = entry.seq;
@@ -130,6 +159,44 @@ impl FeedHub {
         self.wake.notify_one();
         (entries, last)
     }
+}
+
+/// The feed's last Seq and every row, read in one snapshot (InnoDB's
+/// repeatable read takes it at the transaction's first read).
+async fn snapshot(conn: &mut MySqlConnection) -> Result<(i64, Vec<Service>), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let seq = feed::last_seq(&mut tx).await?;
+    let rows = services::select()
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((seq, rows))
+}
+
+/// The entries after `from`; with `refresh`, also every row's check times,
+/// in the same snapshot.
+async fn follow(
+    conn: &mut MySqlConnection,
+    from: i64,
+    refresh: bool,
+) -> Result<(Vec<Change>, Option<Vec<Checked>>), sqlx::Error> {
+    if !refresh {
+        return Ok((feed::after(conn, from, READ).await?, None));
+    }
+    let mut tx = conn.begin().await?;
+    let batch = feed::after(&mut tx, from, READ).await?;
+    let checked = services::check_times(&mut tx)
+        .await?
+        .into_iter()
+        .map(|(id, last_checked_at, updated_at)| Checked {
+            id,
+            last_checked_at,
+            updated_at,
+        })
+        .collect();
+    tx.commit().await?;
+    Ok((batch, Some(checked)))
 }
 
 /// Retention: entries older than `api.feed_retention_days` are deleted in the

@@ -1,7 +1,9 @@
 //! The api's Prometheus metrics: requests by method, route and status,
 //! latency, and the database pool's use.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use sqlx::MySqlPool;
 use std::time::Duration;
 
@@ -11,6 +13,9 @@ pub struct Metrics {
     latency: HistogramVec,
     pool_size: IntGauge,
     pool_idle: IntGauge,
+    /// Reads of rows by where they were answered from.
+    from_memory: IntCounter,
+    from_database: IntCounter,
 }
 
 impl Metrics {
@@ -41,12 +46,23 @@ impl Metrics {
         let pool_max_gauge =
             IntGauge::new("db_pool_max_connections", "Pool size limit").expect("valid metric");
         pool_max_gauge.set(pool_max.into());
+        let reads = IntCounterVec::new(
+            Opts::new(
+                "row_reads_total",
+                "Reads of rows (GET by Id and listings), by where they were answered from",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let from_memory = reads.with_label_values(&["memory"]);
+        let from_database = reads.with_label_values(&["database"]);
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(pool_size.clone()),
             Box::new(pool_idle.clone()),
             Box::new(pool_max_gauge),
+            Box::new(reads),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -56,6 +72,8 @@ impl Metrics {
             latency,
             pool_size,
             pool_idle,
+            from_memory,
+            from_database,
         }
     }
 
@@ -67,6 +85,15 @@ impl Metrics {
         self.latency
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count one read of rows, answered from the read model or not.
+    pub fn read(&self, from_memory: bool) {
+        if from_memory {
+            self.from_memory.inc();
+        } else {
+            self.from_database.inc();
+        }
     }
 
     /// The text exposition, with the pool gauges read now.

@@ -27,6 +27,10 @@ pub struct ApiSettings {
     pub shutdown_timeout_secs: u64,
     /// Days the change feed keeps its entries (at least 1).
     pub feed_retention_days: u32,
+    /// Reads are answered from this process's memory while it is at most
+    /// this far behind the database (see `model`); 0 sends every read to
+    /// the database.
+    pub read_model_max_lag_ms: u64,
     /// PEM files of the certificate chain and its private key: both set,
     /// the api speaks HTTPS only.
     #[serde(default)]
@@ -42,6 +46,7 @@ keys = ""
 auth_reads = false
 shutdown_timeout_secs = 30
 feed_retention_days = 30
+read_model_max_lag_ms = 1000
 "#;
 
 impl Settings {
@@ -57,6 +62,11 @@ impl Settings {
         if !(1..=3650).contains(&s.api.feed_retention_days) {
             return Err(ConfigError::Message(
                 "api.feed_retention_days must be from 1 to 3650".into(),
+            ));
+        }
+        if s.api.read_model_max_lag_ms > 60_000 {
+            return Err(ConfigError::Message(
+                "api.read_model_max_lag_ms must be from 0 (off) to 60000".into(),
             ));
         }
         if s.api.tls_cert.is_some() != s.api.tls_key.is_some() {

@@ -3,6 +3,7 @@
 use crate::error::ApiError;
 use crate::live::{retention, FeedHub};
 use crate::metrics::Metrics;
+use crate::model::ReadModel;
 use crate::observe::observe;
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
@@ -14,6 +15,8 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 use elkservice_core::db;
 use sqlx::MySqlPool;
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest accepted request body.
@@ -44,12 +47,18 @@ impl Application {
         if api.keys.is_empty() {
             tracing::warn!("api.keys is empty: every write will be refused with 401");
         }
+        let model = (api.read_model_max_lag_ms > 0).then(|| {
+            Arc::new(ReadModel::new(Duration::from_millis(
+                api.read_model_max_lag_ms,
+            )))
+        });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             keys: api.keys.clone(),
             auth_reads: api.auth_reads,
             metrics: Metrics::new(pool_max),
-            feed: FeedHub::start(pool.clone()),
+            feed: FeedHub::start(pool.clone(), model.clone()),
+            model,
         });
         tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days));
         let spec = openapi::spec();

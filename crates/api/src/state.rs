@@ -4,7 +4,10 @@
 use crate::keys::KeyRing;
 use crate::live::FeedHub;
 use crate::metrics::Metrics;
+use crate::model::ReadModel;
+use elkservice_core::Service;
 use sqlx::MySqlPool;
+use std::sync::Arc;
 
 pub struct AppState {
     pub pool: MySqlPool,
@@ -12,4 +15,16 @@ pub struct AppState {
     pub auth_reads: bool,
     pub metrics: Metrics,
     pub feed: FeedHub,
+    /// The rows in memory, unless `api.read_model_max_lag_ms` is 0.
+    pub model: Option<Arc<ReadModel>>,
+}
+
+impl AppState {
+    /// A write of this process, committed as feed entry `seq`, in the read
+    /// model at once: its caller reads it back from here.
+    pub fn remember(&self, seq: i64, id: i64, row: Option<&Service>) {
+        if let Some(model) = &self.model {
+            model.apply_own(seq, id, row);
+        }
+    }
 }

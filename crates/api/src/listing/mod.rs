@@ -4,6 +4,7 @@
 //! with a message, never a database error), and [`sql`] renders it. Only the
 //! table's own columns reach SQL, and every value is a bound parameter.
 
+pub mod memory;
 pub mod params;
 pub mod parse;
 pub mod sql;

@@ -8,6 +8,7 @@ use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_testkit::{mysql_server_url, TestDatabase};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub const KEY: &str = "test-key-that-the-tests-use";
 
@@ -19,6 +20,7 @@ pub fn test_settings(database_url: String) -> Settings {
             auth_reads: false,
             shutdown_timeout_secs: 1,
             feed_retention_days: 30,
+            read_model_max_lag_ms: 1000,
             tls_cert: None,
             tls_key: None,
         },
@@ -36,7 +38,8 @@ pub fn test_settings(database_url: String) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub client: Client,
-    pub db: TestDatabase,
+    /// Shared by the processes over it; dropped with the last.
+    pub db: Arc<TestDatabase>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -59,11 +62,26 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         client: Client::new(),
-        db,
+        db: Arc::new(db),
     }
 }
 
 impl TestApp {
+    /// Another api process over the same database, as a second replica
+    /// behind a load balancer would be.
+    pub async fn another(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(self.db.url.clone());
+        tweak(&mut settings);
+        let app = Application::build(settings).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: Client::new(),
+            db: self.db.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -8,6 +8,7 @@ mod crud;
 mod events;
 mod helpers;
 mod listing;
+mod model;
 mod openapi;
 mod ops;
 mod process;

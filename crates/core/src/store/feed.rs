@@ -108,20 +108,22 @@ impl FromRow<'_, MySqlRow> for Change {
     }
 }
 
-/// Give `changes` their Seqs and record them. Call it last in the transaction,
-/// just before COMMIT: from here until the commit, every other writer waits
-/// for the counter, which is what keeps Seqs in commit order.
-pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result<(), sqlx::Error> {
+/// Give `changes` their Seqs and record them; returns the first Seq (the
+/// others follow it). Call it last in the transaction, just before COMMIT:
+/// from here until the commit, every other writer waits for the counter,
+/// which is what keeps Seqs in commit order.
+pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result<i64, sqlx::Error> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    sqlx::query("UPDATE elkservice_feed SET value = LAST_INSERT_ID(value + ?) WHERE name = 'seq'")
-        .bind(changes.len() as i64)
-        .execute(&mut *conn)
-        .await?;
-    let last: i64 = sqlx::query_scalar("SELECT CAST(LAST_INSERT_ID() AS SIGNED)")
-        .fetch_one(&mut *conn)
-        .await?;
+    // LAST_INSERT_ID(expr) puts the new value in the statement's own reply.
+    let last = sqlx::query(
+        "UPDATE elkservice_feed SET value = LAST_INSERT_ID(value + ?) WHERE name = 'seq'",
+    )
+    .bind(changes.len() as i64)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_id() as i64;
     let first = last - changes.len() as i64 + 1;
     for (offset, chunk) in changes.chunks(256).enumerate() {
         let mut q = QueryBuilder::<MySql>::new(
@@ -143,7 +145,7 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
         });
         q.build().execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(first)
 }
 
 /// The highest Seq committed so far.

@@ -2,6 +2,7 @@
 
 use super::columns::{name, status, SERVICE_COLUMNS};
 use crate::domain::{Service, ServiceName, Status};
+use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
 
@@ -154,4 +155,14 @@ pub async fn delete(conn: &mut MySqlConnection, service: &Service) -> Result<(),
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Every row's `last_checked_at` and `updated_at`, which a confirming
+/// observation moves without a feed entry.
+pub async fn check_times(
+    conn: &mut MySqlConnection,
+) -> Result<Vec<(i64, Option<DateTime<Utc>>, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, last_checked_at, updated_at FROM elkservice")
+        .fetch_all(conn)
+        .await
 }

@@ -57,6 +57,7 @@ impl Harness {
                 auth_reads: false,
                 shutdown_timeout_secs: 1,
                 feed_retention_days: 30,
+                read_model_max_lag_ms: 1000,
                 tls_cert: None,
                 tls_key: None,
             },

@@ -13,6 +13,7 @@ pub mod precondition;
 use crate::auth::{Authorized, ReadAccess};
 use crate::error::{ApiError, ErrorBody};
 use crate::listing::{self, ListParams, Listing};
+use crate::model::Lookup;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -120,6 +121,40 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let listing = Listing::parse(&params).map_err(ApiError::BadRequest)?;
+    let page = state.model.as_ref().and_then(|m| m.list(&listing));
+    state.metrics.read(page.is_some());
+    if let Some(page) = page {
+        let body = match listing.fields {
+            // The rows' own JSON, joined.
+            None => {
+                let mut body = Vec::with_capacity(
+                    2 + page.rows.iter().map(|r| r.json.len() + 1).sum::<usize>(),
+                );
+                body.push(b'[');
+                for (i, row) in page.rows.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(&row.json);
+                }
+                body.push(b']');
+                body
+            }
+            Some(_) => {
+                let rows: Vec<_> = page
+                    .rows
+                    .iter()
+                    .map(|r| listing.project(&r.service))
+                    .collect();
+                serde_json::to_vec(&rows).expect("rows serialise")
+            }
+        };
+        return Ok(HttpResponse::Ok()
+            .insert_header(("X-Total-Count", page.total.to_string()))
+            .insert_header(("X-Last-Seq", page.seq.to_string()))
+            .content_type(header::ContentType::json())
+            .body(body));
+    }
     // Read before the rows: following the feed from here misses nothing.
     let last_seq = feed::last_seq(&mut *state.pool.acquire().await?).await?;
 
@@ -184,8 +219,9 @@ pub async fn create(
         .ok_or_else(|| not_found(id))?;
     history::insert(&mut tx, &[api_transition(&service, None)]).await?;
     let created = change(ChangeKind::Created, None, &service, service.created_at);
-    feed::record(&mut tx, &[created]).await?;
+    let seq = feed::record(&mut tx, &[created]).await?;
     tx.commit().await?;
+    state.remember(seq, id, Some(&service));
 
     let location = format!("{}/{id}", req.path().trim_end_matches('/'));
     Ok(HttpResponse::Created()
@@ -210,6 +246,20 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let lookup = state.model.as_ref().map(|m| m.get(id));
+    state
+        .metrics
+        .read(matches!(lookup, Some(Lookup::Found(_) | Lookup::Missing)));
+    match lookup {
+        Some(Lookup::Found(row)) => {
+            return Ok(HttpResponse::Ok()
+                .insert_header(header::ETag(row.etag.clone()))
+                .content_type(header::ContentType::json())
+                .body(row.json.clone()))
+        }
+        Some(Lookup::Missing) => return Err(not_found(id)),
+        Some(Lookup::Behind) | None => {}
+    }
     let mut conn = state.pool.acquire().await?;
     let service = rows::fetch(&mut conn, id)
         .await?
@@ -271,11 +321,16 @@ pub async fn replace(
     if before.status != service.status {
         history::insert(&mut tx, &[api_transition(&service, Some(before.status))]).await?;
     }
-    if let Some(kind) = edit_kind(&before, &service) {
-        let edited = change(kind, Some(before.status), &service, service.updated_at);
-        feed::record(&mut tx, &[edited]).await?;
-    }
+    let edited = edit_kind(&before, &service)
+        .map(|kind| change(kind, Some(before.status), &service, service.updated_at));
+    let seq = match edited {
+        Some(edited) => Some(feed::record(&mut tx, &[edited]).await?),
+        None => None,
+    };
     tx.commit().await?;
+    if let Some(seq) = seq {
+        state.remember(seq, id, Some(&service));
+    }
     Ok(with_etag(&service).json(service))
 }
 
@@ -315,8 +370,9 @@ pub async fn delete(
             Utc::now(),
         )
     };
-    feed::record(&mut tx, &[deleted]).await?;
+    let seq = feed::record(&mut tx, &[deleted]).await?;
     tx.commit().await?;
+    state.remember(seq, id, None);
     Ok(HttpResponse::NoContent().finish())
 }
 

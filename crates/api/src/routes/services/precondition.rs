@@ -4,20 +4,12 @@
 //! row is no longer the one the client read.
 
 use crate::error::ApiError;
+pub use crate::model::etag;
 use actix_web::dev::Payload;
-use actix_web::http::header::{self, EntityTag, Header};
+use actix_web::http::header::{self, Header};
 use actix_web::{FromRequest, HttpRequest};
 use elkservice_core::Service;
-use sha2::{Digest, Sha256};
 use std::future::{ready, Ready};
-
-/// The row's strong entity tag.
-pub fn etag(service: &Service) -> EntityTag {
-    let json = serde_json::to_vec(service).expect("a row serialises");
-    let digest = Sha256::digest(&json);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    EntityTag::new_strong(hex)
-}
 
 /// The request's `If-Match`, if it sent one; a malformed one is a 400.
 pub struct IfMatch(Option<header::IfMatch>);

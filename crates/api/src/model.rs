@@ -1,0 +1,265 @@
+//! The read model: every row of `elkservice` in this process's memory, kept
+//! current by following the change feed, so that `GET /elkservice/{Id}` and
+//! most listings are answered without a round trip to the database.
+//!
+//! What a reader can rely on:
+//! - a read is answered from memory only while the model is at most
+//!   `api.read_model_max_lag_ms` behind the database (it reflects every
+//!   change committed before the start of its last complete read of the
+//!   feed); otherwise, and before the first load, from the database;
+//! - a write through this process is in the model before its response is
+//!   sent, so its caller reads it back at once;
+//! - `LastCheckedAt` and `UpdatedAt` also move without a feed entry, when a
+//!   watcher confirms an unchanged status: those two are brought in once a
+//!   second, so they (and the `ETag`) may lag by up to a second more.
+//!
+//! Each row remembers the Seq of the change that made it, so an entry older
+//! than what a write of this process already put there is ignored, and a
+//! row this process deleted is kept as a tombstone until the feed passes
+//! its deletion.
+
+use crate::listing::Listing;
+use actix_web::http::header::EntityTag;
+use actix_web::web::Bytes;
+use chrono::{DateTime, Utc};
+use elkservice_core::store::feed::Change;
+use elkservice_core::Service;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The row's strong entity tag: a digest of its JSON, so it changes whenever
+/// anything a client sees changes.
+pub fn etag(service: &Service) -> EntityTag {
+    etag_of(&serde_json::to_vec(service).expect("a row serialises"))
+}
+
+fn etag_of(json: &[u8]) -> EntityTag {
+    let digest = Sha256::digest(json);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    EntityTag::new_strong(hex)
+}
+
+/// A row as GET sends it: its JSON and its `ETag`, made once per change.
+#[derive(Debug)]
+pub struct Cached {
+    pub service: Service,
+    pub json: Bytes,
+    pub etag: EntityTag,
+}
+
+impl Cached {
+    fn new(service: Service) -> Arc<Self> {
+        let json = serde_json::to_vec(&service).expect("a row serialises");
+        Arc::new(Cached {
+            etag: etag_of(&json),
+            json: Bytes::from(json),
+            service,
+        })
+    }
+}
+
+/// What the model knows of one Id.
+pub enum Lookup {
+    Found(Arc<Cached>),
+    /// No such row, as of a fresh model.
+    Missing,
+    /// The model is behind (or not loaded): ask the database.
+    Behind,
+}
+
+/// A listing answered from memory.
+pub struct Page {
+    /// Every change up to this Seq is in the rows.
+    pub seq: i64,
+    /// Matching rows, before limit and offset.
+    pub total: usize,
+    pub rows: Vec<Arc<Cached>>,
+}
+
+/// A row's `LastCheckedAt` and `UpdatedAt`, as the database holds them.
+pub struct Checked {
+    pub id: i64,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+struct Slot {
+    /// The Seq of the change that made this state.
+    seq: i64,
+    /// None: deleted by this process, until the feed passes `seq`.
+    row: Option<Arc<Cached>>,
+}
+
+#[derive(Default)]
+struct State {
+    rows: BTreeMap<i64, Slot>,
+    /// Every feed entry up to here is applied.
+    seq: i64,
+    /// When the last read that left the model caught up began.
+    fresh_at: Option<Instant>,
+}
+
+pub struct ReadModel {
+    max_lag: Duration,
+    state: RwLock<State>,
+}
+
+impl ReadModel {
+    pub fn new(max_lag: Duration) -> Self {
+        ReadModel {
+            max_lag,
+            state: RwLock::default(),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, state: &State) -> bool {
+        state
+            .fresh_at
+            .is_some_and(|at| at.elapsed() <= self.max_lag)
+    }
+
+    pub fn get(&self, id: i64) -> Lookup {
+        let state = self.read();
+        if !self.fresh(&state) {
+            return Lookup::Behind;
+        }
+        match state.rows.get(&id).and_then(|slot| slot.row.clone()) {
+            Some(row) => Lookup::Found(row),
+            None => Lookup::Missing,
+        }
+    }
+
+    /// The page of a listing; None if the model is behind or the listing
+    /// needs the database's collations.
+    pub fn list(&self, listing: &Listing) -> Option<Page> {
+        if !listing.in_memory() {
+            return None;
+        }
+        let state = self.read();
+        if !self.fresh(&state) {
+            return None;
+        }
+        // In Id order already: the sort only has to move what it names.
+        let mut rows: Vec<&Arc<Cached>> = state
+            .rows
+            .values()
+            .filter_map(|slot| slot.row.as_ref())
+            .filter(|row| listing.matches(&row.service))
+            .collect();
+        rows.sort_by(|a, b| listing.compare(&a.service, &b.service));
+        Some(Page {
+            seq: state.seq,
+            total: rows.len(),
+            rows: rows
+                .into_iter()
+                .skip(usize::try_from(listing.offset).unwrap_or(usize::MAX))
+                .take(listing.limit as usize)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// A write of this process, committed as `seq`: in the model at once.
+    pub fn apply_own(&self, seq: i64, id: i64, row: Option<&Service>) {
+        let mut state = self.write();
+        if state.rows.get(&id).is_some_and(|slot| slot.seq >= seq) {
+            return;
+        }
+        let row = row.map(|s| Cached::new(s.clone()));
+        state.rows.insert(id, Slot { seq, row });
+    }
+
+    /// The whole table as of feed position `seq` (read in one snapshot).
+    pub(crate) fn load(&self, seq: i64, rows: Vec<Service>, read_at: Instant) {
+        let rows = rows
+            .into_iter()
+            .map(|s| {
+                let slot = Slot {
+                    seq,
+                    row: Some(Cached::new(s)),
+                };
+                (slot.row.as_ref().unwrap().service.id, slot)
+            })
+            .collect();
+        *self.write() = State {
+            rows,
+            seq,
+            fresh_at: Some(read_at),
+        };
+    }
+
+    /// Feed entries after the model's position, in order; `caught_up` is
+    /// when the read that found them began, if it found all there were.
+    pub(crate) fn apply(&self, entries: &[Change], caught_up: Option<Instant>) {
+        let made: Vec<_> = entries
+            .iter()
+            .map(|e| e.service.clone().map(Cached::new))
+            .collect();
+        let mut state = self.write();
+        for (entry, row) in entries.iter().zip(made) {
+            if entry.seq <= state.seq {
+                continue;
+            }
+            state.seq = entry.seq;
+            if state.rows.get(&entry.id).is_some_and(|s| s.seq > entry.seq) {
+                continue;
+            }
+            match row {
+                Some(row) => {
+                    state.rows.insert(
+                        entry.id,
+                        Slot {
+                            seq: entry.seq,
+                            row: Some(row),
+                        },
+                    );
+                }
+                None => {
+                    state.rows.remove(&entry.id);
+                }
+            }
+        }
+        if caught_up.is_some() {
+            state.fresh_at = caught_up;
+        }
+    }
+
+    /// `LastCheckedAt` and `UpdatedAt` of every row, read in the same
+    /// snapshot as the feed up to the model's position.
+    pub(crate) fn refresh(&self, checked: Vec<Checked>) {
+        let mut state = self.write();
+        let seq = state.seq;
+        for c in checked {
+            let Some(slot) = state.rows.get_mut(&c.id) else {
+                continue;
+            };
+            // A write of this process, newer than the snapshot, is left alone.
+            let Some(row) = slot.row.as_ref().filter(|_| slot.seq <= seq) else {
+                continue;
+            };
+            let s = &row.service;
+            if (s.last_checked_at, s.updated_at) != (c.last_checked_at, c.updated_at) {
+                slot.row = Some(Cached::new(Service {
+                    last_checked_at: c.last_checked_at,
+                    updated_at: c.updated_at,
+                    ..s.clone()
+                }));
+            }
+        }
+    }
+
+    /// Where the model is in the feed.
+    pub fn seq(&self) -> i64 {
+        self.read().seq
+    }
+}
