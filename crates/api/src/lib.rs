@@ -6,8 +6,10 @@
 //! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL (or
 //!   answered over rows in memory).
 //! - [`settings`], [`model`] (the rows in memory), [`live`] (this process's
-//!   view of the change feed, which keeps the model current), then
-//!   [`state`]: what every handler can reach.
+//!   view of the change feed, which keeps the model current),
+//!   [`precondition`] (`ETag` and `If-Match`), [`writes`] (the transactions
+//!   of POST, PUT and DELETE; PUTs group-committed), then [`state`]: what
+//!   every handler can reach.
 //! - [`auth`] (who may call) and [`observe`] (a log line and metrics per request).
 //! - [`routes`]: the handlers, which read like the HTTP routes; the SQL they
 //!   run is in `elkservice_core::store`.
@@ -24,9 +26,11 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod openapi;
+pub mod precondition;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod tls;
 pub mod uptime;
+pub mod writes;

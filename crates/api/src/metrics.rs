@@ -2,7 +2,7 @@
 //! latency, and the database pool's use.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 use sqlx::MySqlPool;
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub struct Metrics {
     /// Reads of rows by where they were answered from.
     from_memory: IntCounter,
     from_database: IntCounter,
+    /// PUTs per group commit.
+    pub put_group: Histogram,
 }
 
 impl Metrics {
@@ -56,6 +58,11 @@ impl Metrics {
         .expect("valid metric");
         let from_memory = reads.with_label_values(&["memory"]);
         let from_database = reads.with_label_values(&["database"]);
+        let put_group = Histogram::with_opts(
+            HistogramOpts::new("put_group_commit_size", "PUTs committed together")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -63,6 +70,7 @@ impl Metrics {
             Box::new(pool_idle.clone()),
             Box::new(pool_max_gauge),
             Box::new(reads),
+            Box::new(put_group.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -74,6 +82,7 @@ impl Metrics {
             pool_idle,
             from_memory,
             from_database,
+            put_group,
         }
     }
 

@@ -7,6 +7,7 @@ use crate::model::ReadModel;
 use crate::observe::observe;
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
+use crate::writes::Writes;
 use crate::{openapi, routes};
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -52,12 +53,14 @@ impl Application {
                 api.read_model_max_lag_ms,
             )))
         });
+        let metrics = Metrics::new(pool_max);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             keys: api.keys.clone(),
             auth_reads: api.auth_reads,
-            metrics: Metrics::new(pool_max),
             feed: FeedHub::start(pool.clone(), model.clone()),
+            writes: Writes::start(pool.clone(), model.clone(), metrics.put_group.clone()),
+            metrics,
             model,
         });
         tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days));

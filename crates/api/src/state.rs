@@ -5,7 +5,7 @@ use crate::keys::KeyRing;
 use crate::live::FeedHub;
 use crate::metrics::Metrics;
 use crate::model::ReadModel;
-use elkservice_core::Service;
+use crate::writes::Writes;
 use sqlx::MySqlPool;
 use std::sync::Arc;
 
@@ -17,14 +17,5 @@ pub struct AppState {
     pub feed: FeedHub,
     /// The rows in memory, unless `api.read_model_max_lag_ms` is 0.
     pub model: Option<Arc<ReadModel>>,
-}
-
-impl AppState {
-    /// A write of this process, committed as feed entry `seq`, in the read
-    /// model at once: its caller reads it back from here.
-    pub fn remember(&self, seq: i64, id: i64, row: Option<&Service>) {
-        if let Some(model) = &self.model {
-            model.apply_own(seq, id, row);
-        }
-    }
+    pub writes: Writes,
 }

@@ -72,3 +72,114 @@ async fn a_delete_honours_if_match() {
     assert_eq!(delete("*").await.unwrap().status(), 204);
     assert_error(delete("*").await.unwrap(), 404).await;
 }
+
+/// Many PUTs at once (committed in groups): each gets the answer it would
+/// get alone, a refused one changes nothing, and every row's history and
+/// feed entries chain from its creation to its final state.
+#[tokio::test]
+async fn concurrent_puts_each_get_their_own_answer() {
+    use futures_util::future::join_all;
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        ids.push(
+            app.create(&format!("svc-{i}"), "normal").await["Id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let etag = |res: &reqwest::Response| res.headers()["etag"].to_str().unwrap().to_owned();
+    let current = app
+        .get(&format!("/elkservice/{}", ids[13]))
+        .send()
+        .await
+        .unwrap();
+    let fresh_etag = etag(&current);
+
+    let put = |id: i64, name: String, status: &str, if_match: Option<&str>| {
+        let mut req = app
+            .authed(reqwest::Method::PUT, &format!("/elkservice/{id}"))
+            .json(&json!({"Name": name, "Status": status, "Running": status != "down", "FailedCount": 0}));
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let statuses = ["down", "normal", "degraded", "down", "normal"];
+    let mut expected = Vec::new();
+    let mut requests = Vec::new();
+    for (i, id) in ids.iter().enumerate().take(10) {
+        for status in statuses {
+            expected.push(200);
+            requests.push(put(*id, format!("svc-{i}"), status, None));
+        }
+    }
+    expected.extend([412, 404, 409, 200]);
+    requests.push(put(
+        ids[10],
+        "svc-10".into(),
+        "down",
+        Some("\"0123456789abcdef01234567\""),
+    ));
+    requests.push(put(999_999, "nobody".into(), "down", None));
+    requests.push(put(ids[11], "svc-12".into(), "down", None));
+    requests.push(put(ids[13], "svc-13".into(), "down", Some(&fresh_etag)));
+    let answers = join_all(requests).await;
+    assert_eq!(answers, expected);
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("elkservice_api_put_group_commit_size_{name} ")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        value("sum") > value("count"),
+        "some PUTs were committed together: {} in {} commits",
+        value("sum"),
+        value("count")
+    );
+
+    let changes = app.get_json("/elkservice/changes?limit=1000", 200).await;
+    for (i, id) in ids.iter().enumerate() {
+        let row = app.get_json(&format!("/elkservice/{id}"), 200).await;
+        let refused = i == 10 || i == 11;
+        assert_eq!(row["Name"], format!("svc-{i}"));
+        if refused {
+            assert_eq!(row["Status"], "normal", "a refused PUT changes nothing");
+        }
+        // Newest first; each transition starts where the one before it ended.
+        let history = app
+            .get_json(&format!("/elkservice/{id}/events?limit=100"), 200)
+            .await;
+        let history = history.as_array().unwrap();
+        assert_eq!(history[0]["Status"], row["Status"], "svc-{i}: {history:?}");
+        for pair in history.windows(2) {
+            assert_eq!(
+                pair[0]["FromStatus"], pair[1]["Status"],
+                "svc-{i}: {history:?}"
+            );
+        }
+        let mine: Vec<_> = changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["Id"] == *id)
+            .collect();
+        assert_eq!(mine.last().unwrap()["Service"], row, "svc-{i}");
+        let transitions = mine.iter().filter(|c| c["Kind"] == "transition").count();
+        assert_eq!(transitions + 1, history.len(), "svc-{i}: {mine:?}");
+        if refused || i > 13 {
+            assert_eq!(mine.len(), 1, "only its creation: svc-{i}");
+        }
+    }
+}

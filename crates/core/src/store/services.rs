@@ -57,6 +57,23 @@ pub async fn fetch_many(
     conn: &mut MySqlConnection,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
+    many(conn, ids, "").await
+}
+
+/// The rows of `ids` that exist, by Id, locked until the transaction ends
+/// (in Id order, as every locker takes them).
+pub async fn lock_many(
+    conn: &mut MySqlConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
+    many(conn, ids, " FOR UPDATE").await
+}
+
+async fn many(
+    conn: &mut MySqlConnection,
+    ids: &[i64],
+    suffix: &str,
+) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
     let mut found = std::collections::HashMap::new();
     for chunk in ids.chunks(256) {
         let mut q = select();
@@ -66,7 +83,7 @@ pub async fn fetch_many(
         for i in 0..chunk.len().next_power_of_two() {
             list.push_bind(chunk[i.min(chunk.len() - 1)]);
         }
-        q.push(")");
+        q.push(")").push(suffix);
         for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
             found.insert(service.id, service);
         }

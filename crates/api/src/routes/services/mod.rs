@@ -3,28 +3,29 @@
 //! transaction, so a request that fails changes nothing.
 //!
 //! [`dto`] holds the bodies and parameters, [`lenient`] the forgiving JSON
-//! values, [`precondition`] the `ETag`/`If-Match` rules; the statements are in
+//! values, [`crate::precondition`] the `ETag`/`If-Match` rules,
+//! and [`crate::writes`] the transactions; the statements are in
 //! `elkservice_core::store`.
 
 pub mod dto;
 pub mod lenient;
-pub mod precondition;
 
 use crate::auth::{Authorized, ReadAccess};
 use crate::error::{ApiError, ErrorBody};
 use crate::listing::{self, ListParams, Listing};
 use crate::model::Lookup;
+use crate::precondition::{etag, IfMatch};
 use crate::state::AppState;
+pub(crate) use crate::writes::not_found;
+use crate::writes::Edit;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use dto::{NewService, PageParams, ServiceFields, ServiceUpdate, MAX_CLIENT_ID};
 use elkservice_core::domain::DETAIL_MAX_LEN;
-use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+use elkservice_core::store::feed;
+use elkservice_core::store::history;
 use elkservice_core::store::services::{self as rows, RowValues};
-use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceEvent, Status};
-use precondition::{etag, IfMatch};
 
 fn check_detail(detail: &Option<String>) -> Result<(), ApiError> {
     match detail {
@@ -36,73 +37,11 @@ fn check_detail(detail: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-/// A unique-key violation is a 409 naming the clashing field.
-fn conflict(e: sqlx::Error) -> ApiError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let field = if db.message().contains("PRIMARY") {
-                "Id"
-            } else {
-                "Name"
-            };
-            return ApiError::Conflict(format!("a service with this {field} already exists"));
-        }
-    }
-    e.into()
-}
-
-pub(crate) fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("no service with Id {id}"))
-}
-
 /// A 200 that carries the row's `ETag`.
 fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header(header::ETag(etag(service)));
     response
-}
-
-/// A feed entry for a change made through the API.
-fn change(
-    kind: ChangeKind,
-    from: Option<Status>,
-    service: &Service,
-    at: DateTime<Utc>,
-) -> NewChange {
-    NewChange {
-        kind,
-        service_id: service.id,
-        name: service.name.clone(),
-        at,
-        from,
-        service: Some(service.clone()),
-    }
-}
-
-/// What an edit through the API was to a client: a transition if the status
-/// changed, an update if anything else it sees did, nothing otherwise.
-fn edit_kind(before: &Service, after: &Service) -> Option<ChangeKind> {
-    let seen = |s: &Service| (s.name.clone(), s.running, s.failed_count, s.detail.clone());
-    if before.status != after.status {
-        Some(ChangeKind::Transition)
-    } else if seen(before) != seen(after) {
-        Some(ChangeKind::Updated)
-    } else {
-        None
-    }
-}
-
-/// The history row for a change made through the API, now.
-fn api_transition(service: &Service, from: Option<Status>) -> HistoryRow<'_> {
-    HistoryRow {
-        service_id: service.id,
-        from,
-        status: service.status,
-        running: service.running,
-        detail: service.detail.as_deref(),
-        observed_at: None,
-        source: "api",
-    }
 }
 
 /// List services, filtered, sorted and paged with Beego's GetAll parameters.
@@ -210,18 +149,8 @@ pub async fn create(
         failed_count: body.failed_count.map_or(0, |w| w.0),
         detail: body.detail.as_deref(),
     };
-    let mut tx = state.pool.begin().await?;
-    let id = rows::insert(&mut tx, requested_id, values)
-        .await
-        .map_err(conflict)?;
-    let service = rows::fetch(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    history::insert(&mut tx, &[api_transition(&service, None)]).await?;
-    let created = change(ChangeKind::Created, None, &service, service.created_at);
-    let seq = feed::record(&mut tx, &[created]).await?;
-    tx.commit().await?;
-    state.remember(seq, id, Some(&service));
+    let service = state.writes.create(requested_id, values).await?;
+    let id = service.id;
 
     let location = format!("{}/{id}", req.path().trim_end_matches('/'));
     Ok(HttpResponse::Created()
@@ -302,35 +231,18 @@ pub async fn replace(
     }
     check_detail(&body.detail)?;
 
-    let values = RowValues {
-        name: &body.name,
-        status: body.status,
-        running: body.running.0,
-        failed_count: body.failed_count.0,
-        detail: body.detail.as_deref(),
-    };
-    let mut tx = state.pool.begin().await?;
-    let before = rows::lock(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if_match.check(&before)?;
-    rows::replace(&mut tx, id, values).await.map_err(conflict)?;
-    let service = rows::fetch(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if before.status != service.status {
-        history::insert(&mut tx, &[api_transition(&service, Some(before.status))]).await?;
-    }
-    let edited = edit_kind(&before, &service)
-        .map(|kind| change(kind, Some(before.status), &service, service.updated_at));
-    let seq = match edited {
-        Some(edited) => Some(feed::record(&mut tx, &[edited]).await?),
-        None => None,
-    };
-    tx.commit().await?;
-    if let Some(seq) = seq {
-        state.remember(seq, id, Some(&service));
-    }
+    let service = state
+        .writes
+        .replace(Edit {
+            id,
+            name: body.name,
+            status: body.status,
+            running: body.running.0,
+            failed_count: body.failed_count.0,
+            detail: body.detail,
+            if_match,
+        })
+        .await?;
     Ok(with_etag(&service).json(service))
 }
 
@@ -354,25 +266,7 @@ pub async fn delete(
     id: web::Path<i64>,
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let mut tx = state.pool.begin().await?;
-    let current = rows::lock(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if_match.check(&current)?;
-    rows::delete(&mut tx, &current).await?;
-    let deleted = NewChange {
-        service: None,
-        ..change(
-            ChangeKind::Deleted,
-            Some(current.status),
-            &current,
-            Utc::now(),
-        )
-    };
-    let seq = feed::record(&mut tx, &[deleted]).await?;
-    tx.commit().await?;
-    state.remember(seq, id, None);
+    state.writes.delete(id.into_inner(), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,0 +1,317 @@
+//! Writes through the API, one transaction each as far as a client can tell:
+//! the row, its history row on a status change and its feed entry commit
+//! together or not at all, and a write of this process is in the read model
+//! before its response goes out.
+//!
+//! PUTs are group-committed: requests that arrive while a commit is under way
+//! wait in a queue, and the next commit takes all of them (up to
+//! [`MOST_PER_COMMIT`]) in one transaction: the rows are locked with one
+//! statement, each checked (`If-Match`, existence) and updated, read back
+//! with one statement, and the history and feed rows written with one each.
+//! The transaction's fixed cost (begin, lock, read back, feed counter,
+//! commit) is shared by every request in it instead of paid by each, which
+//! is what makes PUT cheap under load, and costs nothing when idle (a lone
+//! request is a commit of one). A request refused on its own (404, 412)
+//! leaves the others to commit; if the commit fails as a whole (a Name taken
+//! by another row, a deadlock), each request is run again in a transaction
+//! of its own, so it gets its own answer.
+
+use crate::error::ApiError;
+use crate::model::ReadModel;
+use crate::precondition::IfMatch;
+use chrono::{DateTime, Utc};
+use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+use elkservice_core::store::services::{self as rows, RowValues};
+use elkservice_core::store::{history, HistoryRow};
+use elkservice_core::{Service, ServiceName, Status};
+use prometheus::Histogram;
+use sqlx::MySqlPool;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Most PUTs in one commit.
+pub const MOST_PER_COMMIT: usize = 64;
+/// Commits that may be under way at once: one fills while another waits on
+/// the database.
+const COMMITTERS: usize = 2;
+
+pub(crate) fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no service with Id {id}"))
+}
+
+/// A unique-key violation is a 409 naming the clashing field.
+pub(crate) fn conflict(e: sqlx::Error) -> ApiError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let field = if db.message().contains("PRIMARY") {
+                "Id"
+            } else {
+                "Name"
+            };
+            return ApiError::Conflict(format!("a service with this {field} already exists"));
+        }
+    }
+    e.into()
+}
+
+/// A feed entry for a change made through the API.
+fn change(
+    kind: ChangeKind,
+    from: Option<Status>,
+    service: &Service,
+    at: DateTime<Utc>,
+) -> NewChange {
+    NewChange {
+        kind,
+        service_id: service.id,
+        name: service.name.clone(),
+        at,
+        from,
+        service: Some(service.clone()),
+    }
+}
+
+/// What an edit through the API was to a client: a transition if the status
+/// changed, an update if anything else it sees did, nothing otherwise.
+fn edit_kind(before: &Service, after: &Service) -> Option<ChangeKind> {
+    let seen = |s: &Service| (s.name.clone(), s.running, s.failed_count, s.detail.clone());
+    if before.status != after.status {
+        Some(ChangeKind::Transition)
+    } else if seen(before) != seen(after) {
+        Some(ChangeKind::Updated)
+    } else {
+        None
+    }
+}
+
+/// The history row for a change made through the API, now.
+fn api_transition(service: &Service, from: Option<Status>) -> HistoryRow<'_> {
+    HistoryRow {
+        service_id: service.id,
+        from,
+        status: service.status,
+        running: service.running,
+        detail: service.detail.as_deref(),
+        observed_at: None,
+        source: "api",
+    }
+}
+
+/// Where the writes go: the database, and this process's read model.
+#[derive(Clone)]
+pub struct Writes {
+    pool: MySqlPool,
+    model: Option<Arc<ReadModel>>,
+    queue: mpsc::Sender<Queued>,
+    /// PUTs per commit, for `/metrics`.
+    group_size: Histogram,
+}
+
+/// The new values of a row, as a PUT gives them.
+pub struct Edit {
+    pub id: i64,
+    pub name: ServiceName,
+    pub status: Status,
+    pub running: bool,
+    pub failed_count: u32,
+    pub detail: Option<String>,
+    pub if_match: IfMatch,
+}
+
+impl Edit {
+    fn values(&self) -> RowValues<'_> {
+        RowValues {
+            name: &self.name,
+            status: self.status,
+            running: self.running,
+            failed_count: self.failed_count,
+            detail: self.detail.as_deref(),
+        }
+    }
+}
+
+type Queued = (Edit, oneshot::Sender<Result<Service, ApiError>>);
+
+impl Writes {
+    /// Start the committers; they end when the last `Writes` is dropped.
+    pub fn start(pool: MySqlPool, model: Option<Arc<ReadModel>>, group_size: Histogram) -> Self {
+        let (queue, rx) = mpsc::channel(4 * MOST_PER_COMMIT);
+        let rx = Arc::new(Mutex::new(rx));
+        let writes = Writes {
+            pool,
+            model,
+            queue,
+            group_size,
+        };
+        for _ in 0..COMMITTERS {
+            tokio::spawn(writes.clone().commit_queued(rx.clone()));
+        }
+        writes
+    }
+
+    fn remember(&self, seq: i64, id: i64, row: Option<&Service>) {
+        if let Some(model) = &self.model {
+            model.apply_own(seq, id, row);
+        }
+    }
+
+    /// Insert a row, its first history row and its feed entry.
+    pub async fn create(
+        &self,
+        id: Option<i64>,
+        values: RowValues<'_>,
+    ) -> Result<Service, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let id = rows::insert(&mut tx, id, values).await.map_err(conflict)?;
+        let service = rows::fetch(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        history::insert(&mut tx, &[api_transition(&service, None)]).await?;
+        let created = change(ChangeKind::Created, None, &service, service.created_at);
+        let seq = feed::record(&mut tx, &[created]).await?;
+        tx.commit().await?;
+        self.remember(seq, id, Some(&service));
+        Ok(service)
+    }
+
+    /// Delete a row (with `If-Match`, only the version the client read).
+    pub async fn delete(&self, id: i64, if_match: &IfMatch) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let current = rows::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if_match.check(&current)?;
+        rows::delete(&mut tx, &current).await?;
+        let deleted = NewChange {
+            service: None,
+            ..change(
+                ChangeKind::Deleted,
+                Some(current.status),
+                &current,
+                Utc::now(),
+            )
+        };
+        let seq = feed::record(&mut tx, &[deleted]).await?;
+        tx.commit().await?;
+        self.remember(seq, id, None);
+        Ok(())
+    }
+
+    /// Replace a row's values, in the next group commit.
+    pub async fn replace(&self, edit: Edit) -> Result<Service, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ApiError::Internal(anyhow::anyhow!("the committers have stopped"));
+        self.queue
+            .send((edit, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn commit_queued(self, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+        loop {
+            let mut taken = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { return };
+                let mut taken = vec![first];
+                while taken.len() < MOST_PER_COMMIT {
+                    match rx.try_recv() {
+                        Ok(next) => taken.push(next),
+                        Err(_) => break,
+                    }
+                }
+                taken
+            };
+            // Two edits of one row go to successive commits, in arrival order.
+            while !taken.is_empty() {
+                let mut ids = HashSet::new();
+                let (now, later) = taken.into_iter().partition(|(e, _)| ids.insert(e.id));
+                self.commit(now).await;
+                taken = later;
+            }
+        }
+    }
+
+    /// Commit `edits` (of distinct rows) together; one by one if that fails.
+    async fn commit(&self, edits: Vec<Queued>) {
+        self.group_size.observe(edits.len() as f64);
+        let together: Vec<&Edit> = edits.iter().map(|(e, _)| e).collect();
+        match self.replace_together(&together).await {
+            Ok(answers) => {
+                for ((_, reply), answer) in edits.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(e) => {
+                if edits.len() > 1 {
+                    tracing::debug!(error = %e, edits = edits.len(),
+                        "a group commit failed; committing its edits one by one");
+                }
+                for (edit, reply) in edits {
+                    let answer = match self.replace_together(&[&edit]).await {
+                        Ok(mut answers) => answers.pop().expect("one answer per edit"),
+                        Err(e) => Err(conflict(e)),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// One transaction for `edits`: a refused edit (404, 412) gets its own
+    /// answer and leaves the others to commit; a database error fails all.
+    async fn replace_together(
+        &self,
+        edits: &[&Edit],
+    ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
+        let ids: Vec<i64> = edits.iter().map(|e| e.id).collect();
+        let mut tx = self.pool.begin().await?;
+        let before = rows::lock_many(&mut tx, &ids).await?;
+        let mut answers: Vec<Option<Result<Service, ApiError>>> = Vec::with_capacity(edits.len());
+        let mut go = Vec::with_capacity(edits.len());
+        for (i, e) in edits.iter().enumerate() {
+            let checked = match before.get(&e.id) {
+                None => Err(not_found(e.id)),
+                Some(current) => e.if_match.check(current),
+            };
+            match checked {
+                Ok(()) => {
+                    go.push(i);
+                    answers.push(None);
+                }
+                Err(refused) => answers.push(Some(Err(refused))),
+            }
+        }
+        if go.is_empty() {
+            return Ok(answers.into_iter().map(Option::unwrap).collect());
+        }
+        // In the order the rows were locked in.
+        go.sort_by_key(|&i| edits[i].id);
+        for &i in &go {
+            rows::replace(&mut tx, edits[i].id, edits[i].values()).await?;
+        }
+        let changed: Vec<i64> = go.iter().map(|&i| edits[i].id).collect();
+        let mut after = rows::fetch_many(&mut tx, &changed).await?;
+        let (mut transitions, mut entries) = (Vec::new(), Vec::new());
+        for id in &changed {
+            let (was, now) = (&before[id], &after[id]);
+            if was.status != now.status {
+                transitions.push(api_transition(now, Some(was.status)));
+            }
+            if let Some(kind) = edit_kind(was, now) {
+                entries.push(change(kind, Some(was.status), now, now.updated_at));
+            }
+        }
+        history::insert(&mut tx, &transitions).await?;
+        let first = feed::record(&mut tx, &entries).await?;
+        tx.commit().await?;
+        for (seq, entry) in (first..).zip(&entries) {
+            self.remember(seq, entry.service_id, entry.service.as_ref());
+        }
+        for &i in &go {
+            answers[i] = Some(Ok(after.remove(&edits[i].id).expect("a locked row stays")));
+        }
+        Ok(answers.into_iter().map(Option::unwrap).collect())
+    }
+}
