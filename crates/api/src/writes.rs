@@ -288,9 +288,14 @@ impl Writes {
         }
         // In the order the rows were locked in.
         go.sort_by_key(|&i| edits[i].id);
-        for &i in &go {
-            rows::replace(&mut tx, edits[i].id, edits[i].values()).await?;
-        }
+        let values: Vec<_> = go
+            .iter()
+            .map(|&i| {
+                let e = edits[i];
+                (e.id, e.values(), before[&e.id].status != e.status)
+            })
+            .collect();
+        rows::replace_many(&mut tx, &values).await?;
         let changed: Vec<i64> = go.iter().map(|&i| edits[i].id).collect();
         let mut after = rows::fetch_many(&mut tx, &changed).await?;
         let (mut transitions, mut entries) = (Vec::new(), Vec::new());

@@ -131,28 +131,68 @@ pub async fn lock(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>
     .await
 }
 
-/// Overwrite the row's values; `StatusChangedAt` moves only if the status changes.
-pub async fn replace(
+/// Overwrite locked rows' values in one statement; each `bool` says whether
+/// that row's status changes (then its `StatusChangedAt` moves to now).
+pub async fn replace_many(
     conn: &mut MySqlConnection,
-    id: i64,
-    row: RowValues<'_>,
+    rows: &[(i64, RowValues<'_>, bool)],
 ) -> Result<(), sqlx::Error> {
-    // status_changed_at is assigned before status: MySQL applies SET left to right.
-    sqlx::query(
-        "UPDATE elkservice SET status_changed_at = IF(status = ?, status_changed_at, NOW(6)), \
-         name = ?, status = ?, settled_status = COALESCE(?, settled_status), running = ?, \
-         failed_count = ?, detail = ? WHERE id = ?",
-    )
-    .bind(row.status.as_str())
-    .bind(row.name.as_str())
-    .bind(row.status.as_str())
-    .bind(row.status.settled().map(Status::as_str))
-    .bind(row.running)
-    .bind(row.failed_count)
-    .bind(row.detail)
-    .bind(id)
-    .execute(conn)
-    .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Padded to a power of two by repeating the last row (its WHEN never
+    // matches twice), so few statement shapes reach the statement cache.
+    let padded: Vec<_> = (0..rows.len().next_power_of_two())
+        .map(|i| &rows[i.min(rows.len() - 1)])
+        .collect();
+    type Row<'r> = (i64, RowValues<'r>, bool);
+    // `column = CASE id WHEN <id> THEN <value> … END`
+    fn case<'r>(
+        q: &mut QueryBuilder<'static, MySql>,
+        rows: &[&Row<'r>],
+        column: &str,
+        value: impl Fn(&mut QueryBuilder<'static, MySql>, &Row<'r>),
+    ) {
+        q.push(column).push(" = CASE id");
+        for row in rows {
+            q.push(" WHEN ").push_bind(row.0).push(" THEN ");
+            value(q, row);
+        }
+        q.push(" END");
+    }
+    let mut q = QueryBuilder::<MySql>::new("UPDATE elkservice SET ");
+    case(&mut q, &padded, "status_changed_at", |q, r| {
+        q.push("IF(")
+            .push_bind(r.2)
+            .push(", NOW(6), status_changed_at)");
+    });
+    case(&mut q, &padded, ", name", |q, r| {
+        q.push_bind(r.1.name.as_str().to_owned());
+    });
+    case(&mut q, &padded, ", status", |q, r| {
+        q.push_bind(r.1.status.as_str());
+    });
+    case(&mut q, &padded, ", settled_status", |q, r| {
+        q.push("COALESCE(")
+            .push_bind(r.1.status.settled().map(Status::as_str))
+            .push(", settled_status)");
+    });
+    case(&mut q, &padded, ", running", |q, r| {
+        q.push_bind(r.1.running);
+    });
+    case(&mut q, &padded, ", failed_count", |q, r| {
+        q.push_bind(r.1.failed_count);
+    });
+    case(&mut q, &padded, ", detail", |q, r| {
+        q.push_bind(r.1.detail.map(str::to_owned));
+    });
+    q.push(" WHERE id IN (");
+    let mut ids = q.separated(", ");
+    for row in &padded {
+        ids.push_bind(row.0);
+    }
+    q.push(")");
+    q.build().execute(conn).await?;
     Ok(())
 }
 
