@@ -135,12 +135,19 @@ async fn bad_parameters_are_400_and_a_pruned_cursor_is_410() {
     for name in ["a", "b", "c"] {
         app.create(name, "normal").await;
     }
-    // Retention removes what is older than its cutoff (here: everything).
+    // Retention removes the oldest entries, up to the first one at or after
+    // its cutoff: here the third's time, then now.
+    let (entries, _) = changes(&app, "since=0").await;
+    let third: chrono::DateTime<chrono::Utc> = entries[2]["At"].as_str().unwrap().parse().unwrap();
     let mut conn = app.db.connect().await;
-    let gone = elkservice_core::store::feed::prune(&mut conn, chrono::Utc::now(), 1000)
-        .await
-        .unwrap();
-    assert_eq!(gone, 3);
+    use elkservice_core::store::feed::prune;
+    assert_eq!(prune(&mut conn, third, 1000).await.unwrap(), 2);
+    let res = app.get("/elkservice/changes?since=1").send().await.unwrap();
+    assert_error(res, 410).await;
+    let (entries, _) = changes(&app, "since=2").await;
+    assert_eq!(entries.len(), 1);
+    let gone = prune(&mut conn, chrono::Utc::now(), 1000).await.unwrap();
+    assert_eq!(gone, 1);
     let res = app.get("/elkservice/changes?since=0").send().await.unwrap();
     let err = assert_error(res, 410).await;
     assert!(

@@ -9,7 +9,7 @@
 //! AUTO_INCREMENT id would promise neither: ids of concurrent transactions
 //! become visible out of order, and a rollback leaves a hole).
 
-use super::columns::{name, optional_status};
+use super::columns::{name, optional_status, pow2_chunks};
 use crate::domain::{Service, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -125,13 +125,13 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
     .await?
     .last_insert_id() as i64;
     let first = last - changes.len() as i64 + 1;
-    for (offset, chunk) in changes.chunks(256).enumerate() {
+    let mut seq = first;
+    for chunk in pow2_chunks(changes) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) ",
         );
-        let base = first + (offset * 256) as i64;
-        q.push_values(chunk.iter().enumerate(), |mut row, (i, c)| {
-            row.push_bind(base + i as i64)
+        q.push_values(chunk, |mut row, c| {
+            row.push_bind(seq)
                 .push_bind(c.kind.as_str())
                 .push_bind(c.service_id)
                 .push_bind(c.name.as_str())
@@ -142,6 +142,7 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
                         .as_ref()
                         .map(|s| serde_json::to_string(s).expect("a row serialises")),
                 );
+            seq += 1;
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -178,21 +179,26 @@ pub async fn after(
     .await
 }
 
-/// Delete entries committed before `cutoff` (at most `batch` of them) and
-/// return how many went.
+/// Delete the oldest entries, in Seq order, up to the first one at or after
+/// `cutoff` (at most `batch` of them), and return how many went. Walking the
+/// primary key from its start reads only what goes (and one more), so `at`
+/// needs no index of its own, which every writing transaction would pay for.
 pub async fn prune(
     conn: &mut MySqlConnection,
     cutoff: DateTime<Utc>,
     batch: u32,
 ) -> Result<u64, sqlx::Error> {
-    let through: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(seq) FROM (SELECT seq FROM elkservice_change WHERE at < ? ORDER BY seq LIMIT ?) old",
-    )
-    .bind(cutoff)
-    .bind(batch)
-    .fetch_one(&mut *conn)
-    .await?;
-    let Some(through) = through else {
+    let oldest: Vec<(i64, DateTime<Utc>)> =
+        sqlx::query_as("SELECT seq, at FROM elkservice_change ORDER BY seq LIMIT ?")
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?;
+    let Some(through) = oldest
+        .iter()
+        .take_while(|(_, at)| *at < cutoff)
+        .map(|(seq, _)| *seq)
+        .last()
+    else {
         return Ok(0);
     };
     // The mark first: a reader is told it is behind before its entries go.
