@@ -6,10 +6,12 @@
 //! PUTs are group-committed: requests that arrive while a commit is under way
 //! wait in a queue, and the next commit takes all of them (up to
 //! [`MOST_PER_COMMIT`]) in one transaction: the rows are locked with one
-//! statement, each checked (`If-Match`, existence) and updated, read back
-//! with one statement, and the history and feed rows written with one each.
-//! The transaction's fixed cost (begin, lock, read back, feed counter,
-//! commit) is shared by every request in it instead of paid by each, which
+//! statement (which also gives the database's time), each checked
+//! (`If-Match`, existence), all updated with one statement (with that time,
+//! so the new rows are known without reading them back), and the history
+//! and feed rows written with one each. The transaction's fixed cost (begin,
+//! lock, feed counter, commit) is shared by every request in it instead of
+//! paid by each, which
 //! is what makes PUT cheap under load, and costs nothing when idle (a lone
 //! request is a commit of one). A request refused on its own (404, 412)
 //! leaves the others to commit; if the commit fails as a whole (a Name taken
@@ -21,7 +23,7 @@ use crate::model::ReadModel;
 use crate::precondition::IfMatch;
 use chrono::{DateTime, Utc};
 use elkservice_core::store::feed::{self, ChangeKind, NewChange};
-use elkservice_core::store::services::{self as rows, RowValues};
+use elkservice_core::store::services::{self as rows, Replacement, RowValues};
 use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceName, Status};
 use prometheus::Histogram;
@@ -32,9 +34,11 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most PUTs in one commit.
 pub const MOST_PER_COMMIT: usize = 64;
-/// Commits that may be under way at once: one fills while another waits on
-/// the database.
-const COMMITTERS: usize = 2;
+/// Commits under way at once. One: while it waits on the database the next
+/// group fills, and two groups at once would wait on each other's row locks
+/// (measured: 1 committer 5.5k PUTs/s at 16 connections and 12.0k at 64;
+/// 2: 5.1k and 11.2k; 4: 4.6k and 10.2k).
+const COMMITTERS: usize = 1;
 
 pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("no service with Id {id}"))
@@ -267,46 +271,61 @@ impl Writes {
     ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
         let ids: Vec<i64> = edits.iter().map(|e| e.id).collect();
         let mut tx = self.pool.begin().await?;
-        let before = rows::lock_many(&mut tx, &ids).await?;
-        let mut answers: Vec<Option<Result<Service, ApiError>>> = Vec::with_capacity(edits.len());
-        let mut go = Vec::with_capacity(edits.len());
-        for (i, e) in edits.iter().enumerate() {
-            let checked = match before.get(&e.id) {
-                None => Err(not_found(e.id)),
-                Some(current) => e.if_match.check(current),
+        let (before, now) = rows::lock_many(&mut tx, &ids).await?;
+        // The rows after: what the edit sets over what was there, with the
+        // database's time as of the lock for what changes (no reading back).
+        let mut answers = Vec::with_capacity(edits.len());
+        let mut changed = Vec::with_capacity(edits.len());
+        for e in edits {
+            let Some((was, now)) = before.get(&e.id).zip(now) else {
+                answers.push(Err(not_found(e.id)));
+                continue;
             };
-            match checked {
-                Ok(()) => {
-                    go.push(i);
-                    answers.push(None);
-                }
-                Err(refused) => answers.push(Some(Err(refused))),
+            if let Err(refused) = e.if_match.check(was) {
+                answers.push(Err(refused));
+                continue;
             }
+            let mut row = Service {
+                name: e.name.clone(),
+                status: e.status,
+                running: e.running,
+                failed_count: e.failed_count,
+                detail: e.detail.clone(),
+                ..was.clone()
+            };
+            if edit_kind(was, &row).is_some() {
+                row.updated_at = now;
+                if was.status != row.status {
+                    row.status_changed_at = Some(now);
+                }
+                changed.push((e, was, answers.len()));
+            }
+            answers.push(Ok(row));
         }
-        if go.is_empty() {
-            return Ok(answers.into_iter().map(Option::unwrap).collect());
+        if changed.is_empty() {
+            return Ok(answers);
         }
         // In the order the rows were locked in.
-        go.sort_by_key(|&i| edits[i].id);
-        let values: Vec<_> = go
+        changed.sort_by_key(|(e, _, _)| e.id);
+        let replacements: Vec<_> = changed
             .iter()
-            .map(|&i| {
-                let e = edits[i];
-                (e.id, e.values(), before[&e.id].status != e.status)
+            .map(|(e, was, _)| Replacement {
+                id: e.id,
+                values: e.values(),
+                status_changes: was.status != e.status,
             })
             .collect();
-        rows::replace_many(&mut tx, &values).await?;
-        let changed: Vec<i64> = go.iter().map(|&i| edits[i].id).collect();
-        let mut after = rows::fetch_many(&mut tx, &changed).await?;
+        rows::replace_many(&mut tx, &replacements, now.expect("a locked row")).await?;
         let (mut transitions, mut entries) = (Vec::new(), Vec::new());
-        for id in &changed {
-            let (was, now) = (&before[id], &after[id]);
+        for (_, was, answer) in &changed {
+            let Ok(now) = &answers[*answer] else {
+                unreachable!("only rows that were changed")
+            };
             if was.status != now.status {
                 transitions.push(api_transition(now, Some(was.status)));
             }
-            if let Some(kind) = edit_kind(was, now) {
-                entries.push(change(kind, Some(was.status), now, now.updated_at));
-            }
+            let kind = edit_kind(was, now).expect("only rows that were changed");
+            entries.push(change(kind, Some(was.status), now, now.updated_at));
         }
         history::insert(&mut tx, &transitions).await?;
         let first = feed::record(&mut tx, &entries).await?;
@@ -314,9 +333,6 @@ impl Writes {
         for (seq, entry) in (first..).zip(&entries) {
             self.remember(seq, entry.service_id, entry.service.as_ref());
         }
-        for &i in &go {
-            answers[i] = Some(Ok(after.remove(&edits[i].id).expect("a locked row stays")));
-        }
-        Ok(answers.into_iter().map(Option::unwrap).collect())
+        Ok(answers)
     }
 }

@@ -5,8 +5,9 @@ use crate::config::DatabaseSettings;
 use crate::retry::Retry;
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::MySql;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema, embedded at compile time from `migrations/`.
@@ -48,10 +49,13 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
             }
         }
     }
+    let options = MySqlConnectOptions::from_str(url)
+        .with_context(|| format!("DATABASE_URL is not a MySQL URL: {shown}"))?
+        .statement_cache_capacity(STATEMENT_CACHE);
     let pool = MySqlPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-        .connect(url)
+        .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to {shown}"))?;
     migrate(&pool)
@@ -59,6 +63,10 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .with_context(|| format!("migrations failed on {shown}"))?;
     Ok(pool)
 }
+
+/// Prepared statements each connection keeps: the multi-row statements come
+/// in up to 73 shapes per table (see `store::columns::statement_chunks`).
+pub const STATEMENT_CACHE: usize = 512;
 
 /// How long a starting process waits for another one's migrations.
 const MIGRATION_LOCK_SECS: u32 = 120;

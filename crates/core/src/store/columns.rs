@@ -109,12 +109,27 @@ pub(super) fn optional_status(row: &MySqlRow, column: &str) -> Result<Option<Sta
 
 /// Most rows in one multi-row statement.
 const MAX_CHUNK: usize = 256;
+/// Up to this many rows go in one statement of their own size.
+const EXACT_UP_TO: usize = 64;
+
+/// `items` in chunks for multi-row statements: up to [`EXACT_UP_TO`] in one,
+/// more in chunks whose sizes are powers of two (at most [`MAX_CHUNK`]).
+///
+/// sqlx prepares each distinct statement text and keeps a cache of them
+/// ([`crate::db::STATEMENT_CACHE`] per connection). Small sets, which are
+/// common (a group of PUTs, a quiet writer's batch), take one round trip of
+/// their exact size: 64 shapes. Larger ones vary freely, and one statement
+/// per size would be prepared again on almost every batch: power-of-two
+/// chunks bound those to nine more shapes.
+pub(super) fn statement_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    match items.len() {
+        0 => Vec::new(),
+        n if n <= EXACT_UP_TO => vec![items],
+        _ => pow2_chunks(items),
+    }
+}
 
 /// `items` in chunks whose sizes are powers of two (at most [`MAX_CHUNK`]).
-///
-/// sqlx prepares each distinct statement text and keeps a small cache of them;
-/// batch sizes vary freely, so one statement per batch size would be prepared
-/// again on almost every batch. Power-of-two chunks bound the shapes to nine.
 pub(super) fn pow2_chunks<T>(items: &[T]) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let mut rest = items;
@@ -146,5 +161,16 @@ mod tests {
         assert_eq!(chunks.concat(), items);
         assert_eq!(pow2_chunks(&items[..1]).len(), 1);
         assert!(pow2_chunks::<usize>(&[]).is_empty());
+    }
+
+    #[test]
+    fn small_sets_take_one_statement() {
+        let items: Vec<usize> = (0..100).collect();
+        for n in [1, 7, 64] {
+            assert_eq!(statement_chunks(&items[..n]), [&items[..n]]);
+        }
+        let sizes: Vec<usize> = statement_chunks(&items).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [64, 32, 4]);
+        assert!(statement_chunks::<usize>(&[]).is_empty());
     }
 }

@@ -9,7 +9,7 @@
 //! AUTO_INCREMENT id would promise neither: ids of concurrent transactions
 //! become visible out of order, and a rollback leaves a hole).
 
-use super::columns::{name, optional_status, pow2_chunks};
+use super::columns::{name, optional_status, statement_chunks};
 use crate::domain::{Service, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -126,7 +126,7 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
     .last_insert_id() as i64;
     let first = last - changes.len() as i64 + 1;
     let mut seq = first;
-    for chunk in pow2_chunks(changes) {
+    for chunk in statement_chunks(changes) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) ",
         );

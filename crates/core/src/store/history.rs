@@ -1,7 +1,7 @@
 //! `elkservice_event`: one row per status transition, whoever caused it (a
 //! watcher's observation applied by the writer, or a client through the api).
 
-use super::columns::{optional_status, pow2_chunks, status};
+use super::columns::{optional_status, statement_chunks, status};
 use crate::domain::{ServiceEvent, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
@@ -31,7 +31,7 @@ pub async fn insert(
     conn: &mut MySqlConnection,
     rows: &[HistoryRow<'_>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in pow2_chunks(rows) {
+    for chunk in statement_chunks(rows) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) ",
         );

@@ -57,33 +57,56 @@ pub async fn fetch_many(
     conn: &mut MySqlConnection,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
-    many(conn, ids, "").await
+    many(conn, ids).await
 }
 
-/// The rows of `ids` that exist, by Id, locked until the transaction ends
-/// (in Id order, as every locker takes them).
+/// The rows of `ids` that exist, locked until the transaction ends, and the
+/// database's time as it locked them (None when none exists). At most 256
+/// Ids; the rows are locked in Id order, as every locker takes them.
 pub async fn lock_many(
     conn: &mut MySqlConnection,
     ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
-    many(conn, ids, " FOR UPDATE").await
+) -> Result<
+    (
+        std::collections::HashMap<i64, Service>,
+        Option<DateTime<Utc>>,
+    ),
+    sqlx::Error,
+> {
+    assert!(ids.len() <= 256, "lock_many takes at most 256 Ids");
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {SERVICE_COLUMNS}, NOW(6) AS locked_at FROM elkservice"
+    ));
+    push_ids(&mut q, ids);
+    q.push(" FOR UPDATE");
+    let rows = q.build().fetch_all(conn).await?;
+    let now = rows.first().map(|r| r.try_get("locked_at")).transpose()?;
+    let found = rows
+        .iter()
+        .map(|r| Service::from_row(r).map(|s| (s.id, s)))
+        .collect::<Result<_, _>>()?;
+    Ok((found, now))
+}
+
+/// ` WHERE id IN (…)`, padded to a power of two with a repeat, for few
+/// statement shapes.
+fn push_ids(q: &mut QueryBuilder<'_, MySql>, ids: &[i64]) {
+    q.push(" WHERE id IN (");
+    let mut list = q.separated(", ");
+    for i in 0..ids.len().next_power_of_two() {
+        list.push_bind(ids[i.min(ids.len() - 1)]);
+    }
+    q.push(")");
 }
 
 async fn many(
     conn: &mut MySqlConnection,
     ids: &[i64],
-    suffix: &str,
 ) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
     let mut found = std::collections::HashMap::new();
     for chunk in ids.chunks(256) {
         let mut q = select();
-        q.push(" WHERE id IN (");
-        // Padded to a power of two with a repeat, for few statement shapes.
-        let mut list = q.separated(", ");
-        for i in 0..chunk.len().next_power_of_two() {
-            list.push_bind(chunk[i.min(chunk.len() - 1)]);
-        }
-        q.push(")").push(suffix);
+        push_ids(&mut q, chunk);
         for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
             found.insert(service.id, service);
         }
@@ -131,67 +154,75 @@ pub async fn lock(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>
     .await
 }
 
-/// Overwrite locked rows' values in one statement; each `bool` says whether
-/// that row's status changes (then its `StatusChangedAt` moves to now).
+/// A new version of a locked row, for [`replace_many`].
+pub struct Replacement<'a> {
+    pub id: i64,
+    pub values: RowValues<'a>,
+    /// The status changes: `StatusChangedAt` moves too.
+    pub status_changes: bool,
+}
+
+/// Overwrite locked rows in one statement, with `now` as their `UpdatedAt`
+/// (and `StatusChangedAt` where the status changes). Give only rows whose
+/// values change: the caller then knows every column without reading back.
 pub async fn replace_many(
     conn: &mut MySqlConnection,
-    rows: &[(i64, RowValues<'_>, bool)],
+    rows: &[Replacement<'_>],
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     // Padded to a power of two by repeating the last row (its WHEN never
     // matches twice), so few statement shapes reach the statement cache.
-    let padded: Vec<_> = (0..rows.len().next_power_of_two())
+    let padded: Vec<&Replacement<'_>> = (0..rows.len().next_power_of_two())
         .map(|i| &rows[i.min(rows.len() - 1)])
         .collect();
-    type Row<'r> = (i64, RowValues<'r>, bool);
     // `column = CASE id WHEN <id> THEN <value> … END`
     fn case<'r>(
         q: &mut QueryBuilder<'static, MySql>,
-        rows: &[&Row<'r>],
+        rows: &[&Replacement<'r>],
         column: &str,
-        value: impl Fn(&mut QueryBuilder<'static, MySql>, &Row<'r>),
+        value: impl Fn(&mut QueryBuilder<'static, MySql>, &Replacement<'r>),
     ) {
         q.push(column).push(" = CASE id");
         for row in rows {
-            q.push(" WHEN ").push_bind(row.0).push(" THEN ");
+            q.push(" WHEN ").push_bind(row.id).push(" THEN ");
             value(q, row);
         }
         q.push(" END");
     }
-    let mut q = QueryBuilder::<MySql>::new("UPDATE elkservice SET ");
-    case(&mut q, &padded, "status_changed_at", |q, r| {
+    let mut q = QueryBuilder::<MySql>::new("UPDATE elkservice SET updated_at = ");
+    q.push_bind(now);
+    case(&mut q, &padded, ", status_changed_at", |q, r| {
         q.push("IF(")
-            .push_bind(r.2)
-            .push(", NOW(6), status_changed_at)");
+            .push_bind(r.status_changes)
+            .push(", ")
+            .push_bind(now)
+            .push(", status_changed_at)");
     });
     case(&mut q, &padded, ", name", |q, r| {
-        q.push_bind(r.1.name.as_str().to_owned());
+        q.push_bind(r.values.name.as_str().to_owned());
     });
     case(&mut q, &padded, ", status", |q, r| {
-        q.push_bind(r.1.status.as_str());
+        q.push_bind(r.values.status.as_str());
     });
     case(&mut q, &padded, ", settled_status", |q, r| {
         q.push("COALESCE(")
-            .push_bind(r.1.status.settled().map(Status::as_str))
+            .push_bind(r.values.status.settled().map(Status::as_str))
             .push(", settled_status)");
     });
     case(&mut q, &padded, ", running", |q, r| {
-        q.push_bind(r.1.running);
+        q.push_bind(r.values.running);
     });
     case(&mut q, &padded, ", failed_count", |q, r| {
-        q.push_bind(r.1.failed_count);
+        q.push_bind(r.values.failed_count);
     });
     case(&mut q, &padded, ", detail", |q, r| {
-        q.push_bind(r.1.detail.map(str::to_owned));
+        q.push_bind(r.values.detail.map(str::to_owned));
     });
-    q.push(" WHERE id IN (");
-    let mut ids = q.separated(", ");
-    for row in &padded {
-        ids.push_bind(row.0);
-    }
-    q.push(")");
+    let ids: Vec<i64> = padded.iter().map(|r| r.id).collect();
+    push_ids(&mut q, &ids);
     q.build().execute(conn).await?;
     Ok(())
 }
