@@ -4,10 +4,10 @@
 //! milliseconds, whichever process or writer made it, however many there are.
 //! Retention runs here too.
 
-use crate::model::{Checked, ReadModel};
+use crate::model::ReadModel;
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
-use elkservice_core::store::services;
+use elkservice_core::store::services::{self, CheckTimes};
 use elkservice_core::Service;
 use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
@@ -84,6 +84,8 @@ impl FeedHub {
         // The last Seq read; None until read afresh after an idle spell.
         let mut cursor: Option<i64> = None;
         let mut refreshed = Instant::now();
+        // Said once per spell of failures, not on every tick.
+        let mut load_failed = false;
         loop {
             let idle = self.last.receiver_count() == 0 && self.entries.receiver_count() == 0;
             if model.is_none() && idle {
@@ -104,10 +106,14 @@ impl FeedHub {
                 (None, Some(model)) => match snapshot(&mut conn).await {
                     Ok((seq, rows)) => {
                         model.load(seq, rows, started);
+                        load_failed = false;
                         seq
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot load the read model");
+                        if !std::mem::replace(&mut load_failed, true) {
+                            tracing::warn!(error = %e,
+                                "cannot load the read model; reads go to the database");
+                        }
                         continue;
                     }
                 },
@@ -161,10 +167,20 @@ impl FeedHub {
     }
 }
 
-/// The feed's last Seq and every row, read in one snapshot (InnoDB's
-/// repeatable read takes it at the transaction's first read).
+/// A transaction that reads one snapshot throughout (InnoDB takes it at the
+/// first read), whatever isolation the server defaults to.
+async fn snapshot_tx(
+    conn: &mut MySqlConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::MySql>, sqlx::Error> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *conn)
+        .await?;
+    conn.begin().await
+}
+
+/// The feed's last Seq and every row, read in one snapshot.
 async fn snapshot(conn: &mut MySqlConnection) -> Result<(i64, Vec<Service>), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+    let mut tx = snapshot_tx(conn).await?;
     let seq = feed::last_seq(&mut tx).await?;
     let rows = services::select()
         .build_query_as()
@@ -180,21 +196,13 @@ async fn follow(
     conn: &mut MySqlConnection,
     from: i64,
     refresh: bool,
-) -> Result<(Vec<Change>, Option<Vec<Checked>>), sqlx::Error> {
+) -> Result<(Vec<Change>, Option<Vec<CheckTimes>>), sqlx::Error> {
     if !refresh {
         return Ok((feed::after(conn, from, READ).await?, None));
     }
-    let mut tx = conn.begin().await?;
+    let mut tx = snapshot_tx(conn).await?;
     let batch = feed::after(&mut tx, from, READ).await?;
-    let checked = services::check_times(&mut tx)
-        .await?
-        .into_iter()
-        .map(|(id, last_checked_at, updated_at)| Checked {
-            id,
-            last_checked_at,
-            updated_at,
-        })
-        .collect();
+    let checked = services::check_times(&mut tx).await?;
     tx.commit().await?;
     Ok((batch, Some(checked)))
 }

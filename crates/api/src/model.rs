@@ -21,8 +21,8 @@
 use crate::listing::Listing;
 use actix_web::http::header::EntityTag;
 use actix_web::web::Bytes;
-use chrono::{DateTime, Utc};
 use elkservice_core::store::feed::Change;
+use elkservice_core::store::services::CheckTimes;
 use elkservice_core::Service;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -78,18 +78,37 @@ pub struct Page {
     pub rows: Vec<Arc<Cached>>,
 }
 
-/// A row's `LastCheckedAt` and `UpdatedAt`, as the database holds them.
-pub struct Checked {
-    pub id: i64,
-    pub last_checked_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-}
-
 struct Slot {
     /// The Seq of the change that made this state.
     seq: i64,
     /// None: deleted by this process, until the feed passes `seq`.
     row: Option<Arc<Cached>>,
+}
+
+impl Page {
+    /// The page as `GET /elkservice` sends it: the rows' own JSON joined, or
+    /// with `fields`, each reduced to those.
+    pub fn json(&self, listing: &Listing) -> Vec<u8> {
+        if listing.fields.is_some() {
+            let rows: Vec<_> = self
+                .rows
+                .iter()
+                .map(|r| listing.project(&r.service))
+                .collect();
+            return serde_json::to_vec(&rows).expect("rows serialise");
+        }
+        let mut body =
+            Vec::with_capacity(2 + self.rows.iter().map(|r| r.json.len() + 1).sum::<usize>());
+        body.push(b'[');
+        for (i, row) in self.rows.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&row.json);
+        }
+        body.push(b']');
+        body
+    }
 }
 
 #[derive(Default)]
@@ -184,11 +203,9 @@ impl ReadModel {
         let rows = rows
             .into_iter()
             .map(|s| {
-                let slot = Slot {
-                    seq,
-                    row: Some(Cached::new(s)),
-                };
-                (slot.row.as_ref().unwrap().service.id, slot)
+                let id = s.id;
+                let row = Some(Cached::new(s));
+                (id, Slot { seq, row })
             })
             .collect();
         *self.write() = State {
@@ -235,31 +252,41 @@ impl ReadModel {
     }
 
     /// `LastCheckedAt` and `UpdatedAt` of every row, read in the same
-    /// snapshot as the feed up to the model's position.
-    pub(crate) fn refresh(&self, checked: Vec<Checked>) {
+    /// snapshot as the feed up to the model's position. The new versions
+    /// are made outside the lock, and kept only if nothing changed the row
+    /// meanwhile.
+    pub(crate) fn refresh(&self, checked: Vec<CheckTimes>) {
+        let moved: Vec<(i64, i64, Service)> = {
+            let state = self.read();
+            checked
+                .into_iter()
+                .filter_map(|c| {
+                    let slot = state.rows.get(&c.id)?;
+                    // A write of this process, newer than the snapshot, is left alone.
+                    let row = slot.row.as_ref().filter(|_| slot.seq <= state.seq)?;
+                    let s = &row.service;
+                    ((s.last_checked_at, s.updated_at) != (c.last_checked_at, c.updated_at)).then(
+                        || {
+                            let moved = Service {
+                                last_checked_at: c.last_checked_at,
+                                updated_at: c.updated_at,
+                                ..s.clone()
+                            };
+                            (c.id, slot.seq, moved)
+                        },
+                    )
+                })
+                .collect()
+        };
+        let made: Vec<_> = moved
+            .into_iter()
+            .map(|(id, seq, s)| (id, seq, Cached::new(s)))
+            .collect();
         let mut state = self.write();
-        let seq = state.seq;
-        for c in checked {
-            let Some(slot) = state.rows.get_mut(&c.id) else {
-                continue;
-            };
-            // A write of this process, newer than the snapshot, is left alone.
-            let Some(row) = slot.row.as_ref().filter(|_| slot.seq <= seq) else {
-                continue;
-            };
-            let s = &row.service;
-            if (s.last_checked_at, s.updated_at) != (c.last_checked_at, c.updated_at) {
-                slot.row = Some(Cached::new(Service {
-                    last_checked_at: c.last_checked_at,
-                    updated_at: c.updated_at,
-                    ..s.clone()
-                }));
+        for (id, seq, row) in made {
+            if let Some(slot) = state.rows.get_mut(&id).filter(|slot| slot.seq == seq) {
+                slot.row = Some(row);
             }
         }
-    }
-
-    /// Where the model is in the feed.
-    pub fn seq(&self) -> i64 {
-        self.read().seq
     }
 }

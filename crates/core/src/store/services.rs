@@ -245,11 +245,17 @@ pub async fn delete(conn: &mut MySqlConnection, service: &Service) -> Result<(),
     Ok(())
 }
 
-/// Every row's `last_checked_at` and `updated_at`, which a confirming
-/// observation moves without a feed entry.
-pub async fn check_times(
-    conn: &mut MySqlConnection,
-) -> Result<Vec<(i64, Option<DateTime<Utc>>, DateTime<Utc>)>, sqlx::Error> {
+/// A row's `LastCheckedAt` and `UpdatedAt`, which a confirming observation
+/// moves without a feed entry.
+#[derive(Debug, FromRow)]
+pub struct CheckTimes {
+    pub id: i64,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every row's [`CheckTimes`].
+pub async fn check_times(conn: &mut MySqlConnection) -> Result<Vec<CheckTimes>, sqlx::Error> {
     sqlx::query_as("SELECT id, last_checked_at, updated_at FROM elkservice")
         .fetch_all(conn)
         .await

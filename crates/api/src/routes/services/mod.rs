@@ -63,31 +63,7 @@ pub async fn list(
     let page = state.model.as_ref().and_then(|m| m.list(&listing));
     state.metrics.read(page.is_some());
     if let Some(page) = page {
-        let body = match listing.fields {
-            // The rows' own JSON, joined.
-            None => {
-                let mut body = Vec::with_capacity(
-                    2 + page.rows.iter().map(|r| r.json.len() + 1).sum::<usize>(),
-                );
-                body.push(b'[');
-                for (i, row) in page.rows.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    body.extend_from_slice(&row.json);
-                }
-                body.push(b']');
-                body
-            }
-            Some(_) => {
-                let rows: Vec<_> = page
-                    .rows
-                    .iter()
-                    .map(|r| listing.project(&r.service))
-                    .collect();
-                serde_json::to_vec(&rows).expect("rows serialise")
-            }
-        };
+        let body = page.json(&listing);
         return Ok(HttpResponse::Ok()
             .insert_header(("X-Total-Count", page.total.to_string()))
             .insert_header(("X-Last-Seq", page.seq.to_string()))
