@@ -176,16 +176,20 @@ impl System {
 
     /// Another api process on the same database; returns its base URL.
     pub async fn start_api(&mut self) -> String {
+        self.start_api_with(&[]).await
+    }
+
+    /// Another api process on the same database, with more variables.
+    pub async fn start_api_with(&mut self, more: &[(&str, String)]) -> String {
         let port = free_port();
-        self.programs.push(spawn(
-            "elkservice-api",
-            &[
-                ("DATABASE_URL", self.db.url.clone()),
-                ("ELK_API__LISTEN", format!("127.0.0.1:{port}")),
-                ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
-            ],
-            &self.settings,
-        ));
+        let mut envs = vec![
+            ("DATABASE_URL", self.db.url.clone()),
+            ("ELK_API__LISTEN", format!("127.0.0.1:{port}")),
+            ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
+        ];
+        envs.extend_from_slice(more);
+        self.programs
+            .push(spawn("elkservice-api", &envs, &self.settings));
         let url = format!("http://127.0.0.1:{port}");
         eventually(60, "another api to be ready", || {
             healthy(format!("{url}/readyz"), "")

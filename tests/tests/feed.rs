@@ -173,6 +173,38 @@ async fn racing_writers_and_puts_make_one_gap_free_feed_that_matches_the_history
         );
     }
     eprintln!("feed: {} entries, no hole, no repeat", seqs.len());
+
+    // The first api answers from its read model, built from this feed; one
+    // with the model off reads the table. Once caught up, they agree on every
+    // row, to the microsecond and the ETag.
+    let database = sys
+        .start_api_with(&[("ELK_API__READ_MODEL_MAX_LAG_MS", "0".into())])
+        .await;
+    let mut paths = vec!["/elkservice?limit=0".to_owned()];
+    paths.extend(ids.iter().map(|id| format!("/elkservice/{id}")));
+    for path in &paths {
+        let answer = |api: String| {
+            let client = client.clone();
+            let path = path.clone();
+            async move {
+                let res = client.get(format!("{api}{path}")).send().await.unwrap();
+                let etag = res.headers().get("etag").cloned();
+                (res.status(), etag, res.text().await.unwrap())
+            }
+        };
+        eventually(
+            5,
+            &format!("the read model to answer {path} as the table"),
+            || async {
+                let (memory, table) = (
+                    answer(sys.api.clone()).await,
+                    answer(database.clone()).await,
+                );
+                (memory == table).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// Read SSE frames from `res` until the entry with Seq `until` (or the

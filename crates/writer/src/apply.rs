@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
-use elkservice_core::store::{history, services, HistoryRow};
+use elkservice_core::store::{history, services, stored_time, HistoryRow};
 use elkservice_core::{Service, Status, StatusEvent};
 use sqlx::MySqlPool;
 use std::collections::HashMap;
@@ -263,8 +263,8 @@ async fn feed_entries(
                 running: c.event.running,
                 failed_count: row.failed_count.saturating_sub(later),
                 detail: c.event.detail.clone(),
-                status_changed_at: c.status_changed_at,
-                last_checked_at: Some(c.event.observed_at),
+                status_changed_at: c.status_changed_at.map(stored_time),
+                last_checked_at: Some(stored_time(c.event.observed_at)),
                 ..row.clone()
             }),
         });

@@ -126,27 +126,11 @@ async fn concurrent_puts_each_get_their_own_answer() {
     requests.push(put(ids[13], "svc-13".into(), "down", Some(&fresh_etag)));
     let answers = join_all(requests).await;
     assert_eq!(answers, expected);
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("elkservice_api_put_group_commit_size_{name} ")))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let group = |part: &str| app.metric(format!("elkservice_api_put_group_commit_size_{part}"));
+    let (sum, count) = (group("sum").await, group("count").await);
     assert!(
-        value("sum") > value("count"),
-        "some PUTs were committed together: {} in {} commits",
-        value("sum"),
-        value("count")
+        sum > count,
+        "some PUTs were committed together: {sum} in {count} commits"
     );
 
     let changes = app.get_json("/elkservice/changes?limit=1000", 200).await;

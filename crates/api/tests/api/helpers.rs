@@ -82,6 +82,13 @@ impl TestApp {
         }
     }
 
+    /// A sample of the api's `/metrics` (0 if absent), e.g.
+    /// `elkservice_api_row_reads_total{source="memory"}`.
+    pub async fn metric(&self, sample: String) -> f64 {
+        let port = self.address.rsplit(':').next().unwrap().parse().unwrap();
+        elkservice_testkit::scrape(port, &sample).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

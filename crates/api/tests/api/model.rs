@@ -160,25 +160,14 @@ async fn the_model_answers_as_the_database_does() {
     let (status, _, body) = get(&memory, "/elkservice?limit=0").await;
     assert_eq!((status, body.as_array().unwrap().len()), (200, 25));
     // Answered from memory indeed (all but what came before the first load).
-    let metrics = memory
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let count = |source: &str| -> f64 {
-        let key = format!("elkservice_api_row_reads_total{{source=\"{source}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(key.as_str()))
-            .map_or(0.0, |v| v.parse().unwrap())
+    let reads = |source: &str| {
+        memory.metric(format!(
+            "elkservice_api_row_reads_total{{source=\"{source}\"}}"
+        ))
     };
+    let (from_memory, from_database) = (reads("memory").await, reads("database").await);
     assert!(
-        count("memory") >= paths.len() as f64,
-        "reads from memory: {}, from the database: {}",
-        count("memory"),
-        count("database")
+        from_memory >= paths.len() as f64,
+        "reads from memory: {from_memory}, from the database: {from_database}"
     );
 }

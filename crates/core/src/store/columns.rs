@@ -2,6 +2,7 @@
 //! every statement in this module's siblings.
 
 use crate::domain::{InvalidStatus, ServiceName, Status};
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
@@ -105,6 +106,13 @@ pub(super) fn optional_status(row: &MySqlRow, column: &str) -> Result<Option<Sta
             .map_err(|e: InvalidStatus| decode_error(column, e))
     })
     .transpose()
+}
+
+/// A time as a `DATETIME(6)` column keeps it: to the microsecond, the rest
+/// cut off (as sqlx sends it). A row built in memory from an observation's
+/// nanosecond time must hold this, to be the row that a read returns.
+pub fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
 }
 
 /// Most rows in one multi-row statement.

@@ -20,5 +20,5 @@ pub mod observations;
 pub mod services;
 pub mod silences;
 
-pub use columns::{Field, SERVICE_COLUMNS};
+pub use columns::{stored_time, Field, SERVICE_COLUMNS};
 pub use history::HistoryRow;

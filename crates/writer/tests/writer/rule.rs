@@ -199,3 +199,31 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
     );
     w.stop().await;
 }
+
+/// A feed entry carries the row as a read returns it just after the change
+/// (the api's read model serves it as such): times to the microsecond, as
+/// the table keeps them, though observations are timed to the nanosecond.
+#[tokio::test]
+async fn a_feed_entry_holds_the_row_as_stored() {
+    use elkservice_core::store::{feed, services};
+    let h = Harness::new().await;
+    let w = h.start_writer(h.settings()).await;
+    let mut events = [
+        event("es", Status::Normal, 100),
+        event("es", Status::Down, 200),
+    ];
+    for e in &mut events {
+        e.observed_at += chrono::Duration::nanoseconds(123_456_789);
+    }
+    h.publish(&events).await;
+    h.wait_for_newest(&events, 20).await;
+    let mut conn = sqlx::MySqlConnection::connect(&h.db.url).await.unwrap();
+    let entries = feed::after(&mut conn, 0, 100).await.unwrap();
+    let last = entries.last().unwrap();
+    let row = services::fetch(&mut conn, last.id).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(last.service.as_ref().unwrap()).unwrap(),
+        serde_json::to_value(&row).unwrap()
+    );
+    w.stop().await;
+}
