@@ -9,14 +9,18 @@
 //! statement (which also gives the database's time), each checked
 //! (`If-Match`, existence), all updated with one statement (with that time,
 //! so the new rows are known without reading them back), and the history
-//! and feed rows written with one each. The transaction's fixed cost (begin,
-//! lock, feed counter, commit) is shared by every request in it instead of
-//! paid by each, which
-//! is what makes PUT cheap under load, and costs nothing when idle (a lone
-//! request is a commit of one). A request refused on its own (404, 412)
-//! leaves the others to commit; if the commit fails as a whole (a Name taken
-//! by another row, a deadlock), each request is run again in a transaction
-//! of its own, so it gets its own answer.
+//! and feed rows written with one each. The transaction's fixed cost (lock,
+//! feed counter, commit) is shared by every request in it instead of paid by
+//! each, which is what makes PUT cheap under load, and costs nothing when
+//! idle (a lone request is a commit of one). A request refused on its own
+//! (404, 412) leaves the others to commit; if the commit fails as a whole (a
+//! Name taken by another row, a deadlock), each request is run again in a
+//! transaction of its own, so it gets its own answer.
+//!
+//! The committer has a connection of its own, outside the pool, with
+//! autocommit off: its first statement opens the transaction, so no `BEGIN`
+//! round trip (measured: 6.8–7.3k PUTs/s at 16 connections against 6.5–6.8k
+//! with a pooled `BEGIN`; 14.5–15.7k against 13.7k at 64).
 
 use crate::error::ApiError;
 use crate::model::ReadModel;
@@ -27,7 +31,7 @@ use elkservice_core::store::services::{self as rows, Replacement, RowValues};
 use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceName, Status};
 use prometheus::Histogram;
-use sqlx::MySqlPool;
+use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -217,6 +221,7 @@ impl Db {
     }
 
     async fn commit_queued(self: Arc<Self>, mut rx: mpsc::Receiver<Queued>) {
+        let mut conn: Option<MySqlConnection> = None;
         while let Some(first) = rx.recv().await {
             let mut taken = vec![first];
             while taken.len() < MOST_PER_COMMIT {
@@ -229,17 +234,17 @@ impl Db {
             while !taken.is_empty() {
                 let mut ids = HashSet::new();
                 let (now, later) = taken.into_iter().partition(|(e, _)| ids.insert(e.id));
-                self.commit(now).await;
+                self.commit(&mut conn, now).await;
                 taken = later;
             }
         }
     }
 
     /// Commit `edits` (of distinct rows) together; one by one if that fails.
-    async fn commit(&self, edits: Vec<Queued>) {
+    async fn commit(&self, conn: &mut Option<MySqlConnection>, edits: Vec<Queued>) {
         self.group_size.observe(edits.len() as f64);
         let together: Vec<&Edit> = edits.iter().map(|(e, _)| e).collect();
-        match self.replace_together(&together).await {
+        match self.replace_together(conn, &together).await {
             Ok(answers) => {
                 for ((_, reply), answer) in edits.into_iter().zip(answers) {
                     let _ = reply.send(answer);
@@ -251,7 +256,7 @@ impl Db {
                         "a group commit failed; committing its edits one by one");
                 }
                 for (edit, reply) in edits {
-                    let answer = match self.replace_together(&[&edit]).await {
+                    let answer = match self.replace_together(conn, &[&edit]).await {
                         Ok(mut answers) => answers.pop().expect("one answer per edit"),
                         Err(e) => Err(conflict(e)),
                     };
@@ -265,11 +270,34 @@ impl Db {
     /// answer and leaves the others to commit; a database error fails all.
     async fn replace_together(
         &self,
+        conn: &mut Option<MySqlConnection>,
+        edits: &[&Edit],
+    ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
+        if conn.is_none() {
+            // Bounded like a wait for the pool, and a 503 the same way.
+            let wait = self.pool.options().get_acquire_timeout();
+            let options = self.pool.connect_options();
+            let mut c = tokio::time::timeout(wait, MySqlConnection::connect_with(&options))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            sqlx::query("SET autocommit = 0").execute(&mut c).await?;
+            *conn = Some(c);
+        }
+        let c = conn.as_mut().expect("just made");
+        let result = self.replace_in(c, edits).await;
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *c).await.is_err() {
+            *conn = None;
+        }
+        result
+    }
+
+    async fn replace_in(
+        &self,
+        tx: &mut MySqlConnection,
         edits: &[&Edit],
     ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
         let ids: Vec<i64> = edits.iter().map(|e| e.id).collect();
-        let mut tx = self.pool.begin().await?;
-        let (before, now) = rows::lock_many(&mut tx, &ids).await?;
+        let (before, now) = rows::lock_many(tx, &ids).await?;
         // The rows after: what the edit sets over what was there, with the
         // database's time as of the lock for what changes (no reading back).
         let mut answers = Vec::with_capacity(edits.len());
@@ -301,6 +329,7 @@ impl Db {
             answers.push(Ok(row));
         }
         if changed.is_empty() {
+            sqlx::query("ROLLBACK").execute(&mut *tx).await?;
             return Ok(answers);
         }
         // In the order the rows were locked in.
@@ -313,7 +342,7 @@ impl Db {
                 status_changes: was.status != e.status,
             })
             .collect();
-        rows::replace_many(&mut tx, &replacements, now.expect("a locked row")).await?;
+        rows::replace_many(tx, &replacements, now.expect("a locked row")).await?;
         let (mut transitions, mut entries) = (Vec::new(), Vec::new());
         for (_, was, answer) in &changed {
             let Ok(now) = &answers[*answer] else {
@@ -325,9 +354,9 @@ impl Db {
             let kind = edit_kind(was, now).expect("only rows that were changed");
             entries.push(change(kind, Some(was.status), now, now.updated_at));
         }
-        history::insert(&mut tx, &transitions).await?;
-        let first = feed::record(&mut tx, &entries).await?;
-        tx.commit().await?;
+        history::insert(tx, &transitions).await?;
+        let first = feed::record(tx, &entries).await?;
+        sqlx::query("COMMIT").execute(&mut *tx).await?;
         for (seq, entry) in (first..).zip(&entries) {
             self.remember(seq, entry.service_id, entry.service.as_ref());
         }

@@ -48,6 +48,19 @@ async fn without_a_database_readyz_and_data_routes_are_503() {
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "database unavailable");
+    // A PUT too (its committer connects on its own), twice: still answered.
+    for _ in 0..2 {
+        let res = client
+            .put(format!("{base}/elkservice/1"))
+            .bearer_auth(crate::helpers::KEY)
+            .json(&serde_json::json!({"Name": "es", "Status": "down", "Running": false, "FailedCount": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "database unavailable");
+    }
 }
 
 #[tokio::test]
