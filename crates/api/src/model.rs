@@ -26,6 +26,7 @@ use elkservice_core::store::services::CheckTimes;
 use elkservice_core::Service;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -116,13 +117,16 @@ struct State {
     rows: BTreeMap<i64, Slot>,
     /// Every feed entry up to here is applied.
     seq: i64,
-    /// When the last read that left the model caught up began.
-    fresh_at: Option<Instant>,
 }
 
 pub struct ReadModel {
     max_lag: Duration,
     state: RwLock<State>,
+    /// When the last read that left the model caught up began, in µs after
+    /// `born`, plus one (0: never). Apart from the rows so that a tick that
+    /// finds nothing new takes no lock that readers would wait for.
+    fresh_at: AtomicU64,
+    born: Instant,
 }
 
 impl ReadModel {
@@ -130,7 +134,17 @@ impl ReadModel {
         ReadModel {
             max_lag,
             state: RwLock::default(),
+            fresh_at: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    /// Mark the model caught up with what a read begun at `at` found.
+    /// Called after the rows are in (Release: a reader that sees the mark
+    /// sees them).
+    fn caught_up(&self, at: Instant) {
+        let us = at.saturating_duration_since(self.born).as_micros() as u64 + 1;
+        self.fresh_at.fetch_max(us, Ordering::Release);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -141,17 +155,18 @@ impl ReadModel {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fresh(&self, state: &State) -> bool {
-        state
-            .fresh_at
-            .is_some_and(|at| at.elapsed() <= self.max_lag)
+    fn fresh(&self) -> bool {
+        match self.fresh_at.load(Ordering::Acquire) {
+            0 => false,
+            us => (self.born + Duration::from_micros(us - 1)).elapsed() <= self.max_lag,
+        }
     }
 
     pub fn get(&self, id: i64) -> Lookup {
-        let state = self.read();
-        if !self.fresh(&state) {
+        if !self.fresh() {
             return Lookup::Behind;
         }
+        let state = self.read();
         match state.rows.get(&id).and_then(|slot| slot.row.clone()) {
             Some(row) => Lookup::Found(row),
             None => Lookup::Missing,
@@ -164,10 +179,10 @@ impl ReadModel {
         if !listing.in_memory() {
             return None;
         }
-        let state = self.read();
-        if !self.fresh(&state) {
+        if !self.fresh() {
             return None;
         }
+        let state = self.read();
         // In Id order already: the sort only has to move what it names.
         let mut rows: Vec<&Arc<Cached>> = state
             .rows
@@ -208,16 +223,22 @@ impl ReadModel {
                 (id, Slot { seq, row })
             })
             .collect();
-        *self.write() = State {
-            rows,
-            seq,
-            fresh_at: Some(read_at),
-        };
+        *self.write() = State { rows, seq };
+        self.caught_up(read_at);
     }
 
     /// Feed entries after the model's position, in order; `caught_up` is
     /// when the read that found them began, if it found all there were.
     pub(crate) fn apply(&self, entries: &[Change], caught_up: Option<Instant>) {
+        if !entries.is_empty() {
+            self.apply_entries(entries);
+        }
+        if let Some(at) = caught_up {
+            self.caught_up(at);
+        }
+    }
+
+    fn apply_entries(&self, entries: &[Change]) {
         let made: Vec<_> = entries
             .iter()
             .map(|e| e.service.clone().map(Cached::new))
@@ -245,9 +266,6 @@ impl ReadModel {
                     state.rows.remove(&entry.id);
                 }
             }
-        }
-        if caught_up.is_some() {
-            state.fresh_at = caught_up;
         }
     }
 
@@ -278,6 +296,9 @@ impl ReadModel {
                 })
                 .collect()
         };
+        if moved.is_empty() {
+            return;
+        }
         let made: Vec<_> = moved
             .into_iter()
             .map(|(id, seq, s)| (id, seq, Cached::new(s)))
