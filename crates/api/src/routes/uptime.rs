@@ -3,9 +3,9 @@
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::services::not_found;
 use crate::state::AppState;
 use crate::uptime::{self, Uptime};
+use crate::writes::not_found;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use elkservice_core::store::history;

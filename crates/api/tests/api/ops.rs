@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, test_settings};
+use crate::helpers::{assert_error, spawn_app, test_settings};
 use elkservice_api::startup::Application;
 use elkservice_core::db;
 use elkservice_testkit::TestDatabase;
@@ -45,8 +45,7 @@ async fn without_a_database_readyz_and_data_routes_are_503() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 503);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body = assert_error(res, 503).await;
     assert_eq!(body["error"], "database unavailable");
     // A PUT too (its committer connects on its own), twice: still answered.
     for _ in 0..2 {
@@ -57,8 +56,7 @@ async fn without_a_database_readyz_and_data_routes_are_503() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 503);
-        let body: serde_json::Value = res.json().await.unwrap();
+        let body = assert_error(res, 503).await;
         assert_eq!(body["error"], "database unavailable");
     }
 }

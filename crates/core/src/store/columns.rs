@@ -137,6 +137,13 @@ pub(super) fn statement_chunks<T>(items: &[T]) -> Vec<&[T]> {
     }
 }
 
+/// `items` padded to a power-of-two length by repeating the last, for a list
+/// in which a repeat changes nothing (`IN (…)`, `CASE id WHEN …`): so that a
+/// statement's text comes in few shapes (see [`statement_chunks`]).
+pub(super) fn pow2_padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
+    (0..items.len().next_power_of_two()).map(move |i| &items[i.min(items.len() - 1)])
+}
+
 /// `items` in chunks whose sizes are powers of two (at most [`MAX_CHUNK`]).
 pub(super) fn pow2_chunks<T>(items: &[T]) -> Vec<&[T]> {
     let mut chunks = Vec::new();

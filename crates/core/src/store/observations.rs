@@ -2,7 +2,7 @@
 //! that have no row, and write the batch's new states, each as few
 //! multi-row statements as the batch allows.
 
-use super::columns::{name, optional_status, pow2_chunks, status};
+use super::columns::{name, optional_status, pow2_chunks, pow2_padded, status};
 use crate::domain::Status;
 use crate::event::StatusEvent;
 use chrono::{DateTime, Utc};
@@ -46,12 +46,9 @@ pub async fn lock(
          FROM elkservice \
          FORCE INDEX (uq_elkservice_name) WHERE name IN (",
     );
-    // Padded to a power of two with the last name (a repeat changes nothing in
-    // IN), so that the statement's text comes in few shapes; see pow2_chunks.
-    let padded = names.len().next_power_of_two();
     let mut list = q.separated(", ");
-    for i in 0..padded {
-        list.push_bind(names[i.min(names.len() - 1)]);
+    for name in pow2_padded(names) {
+        list.push_bind(*name);
     }
     // Read, and so locked, along the name index: in name order, with no sort,
     // and only these rows. With a long list the optimizer would rather scan

@@ -1,6 +1,6 @@
 //! Rows of `elkservice`, one at a time: what the api's handlers run.
 
-use super::columns::{name, status, SERVICE_COLUMNS};
+use super::columns::{name, pow2_padded, status, SERVICE_COLUMNS};
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
@@ -57,7 +57,15 @@ pub async fn fetch_many(
     conn: &mut MySqlConnection,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
-    many(conn, ids).await
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(256) {
+        let mut q = select();
+        push_ids(&mut q, chunk);
+        for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
+            found.insert(service.id, service);
+        }
+    }
+    Ok(found)
 }
 
 /// The rows of `ids` that exist, locked until the transaction ends, and the
@@ -88,30 +96,14 @@ pub async fn lock_many(
     Ok((found, now))
 }
 
-/// ` WHERE id IN (…)`, padded to a power of two with a repeat, for few
-/// statement shapes.
+/// ` WHERE id IN (…)`, padded to a power of two, for few statement shapes.
 fn push_ids(q: &mut QueryBuilder<'_, MySql>, ids: &[i64]) {
     q.push(" WHERE id IN (");
     let mut list = q.separated(", ");
-    for i in 0..ids.len().next_power_of_two() {
-        list.push_bind(ids[i.min(ids.len() - 1)]);
+    for id in pow2_padded(ids) {
+        list.push_bind(*id);
     }
     q.push(")");
-}
-
-async fn many(
-    conn: &mut MySqlConnection,
-    ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Service>, sqlx::Error> {
-    let mut found = std::collections::HashMap::new();
-    for chunk in ids.chunks(256) {
-        let mut q = select();
-        push_ids(&mut q, chunk);
-        for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
-            found.insert(service.id, service);
-        }
-    }
-    Ok(found)
 }
 
 pub async fn exists(conn: &mut MySqlConnection, id: i64) -> Result<bool, sqlx::Error> {
@@ -173,11 +165,8 @@ pub async fn replace_many(
     if rows.is_empty() {
         return Ok(());
     }
-    // Padded to a power of two by repeating the last row (its WHEN never
-    // matches twice), so few statement shapes reach the statement cache.
-    let padded: Vec<&Replacement<'_>> = (0..rows.len().next_power_of_two())
-        .map(|i| &rows[i.min(rows.len() - 1)])
-        .collect();
+    // A repeated last row is a WHEN that never matches twice.
+    let padded: Vec<&Replacement<'_>> = pow2_padded(rows).collect();
     // `column = CASE id WHEN <id> THEN <value> … END`
     fn case<'r>(
         q: &mut QueryBuilder<'static, MySql>,
@@ -221,7 +210,7 @@ pub async fn replace_many(
     case(&mut q, &padded, ", detail", |q, r| {
         q.push_bind(r.values.detail.map(str::to_owned));
     });
-    let ids: Vec<i64> = padded.iter().map(|r| r.id).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     push_ids(&mut q, &ids);
     q.build().execute(conn).await?;
     Ok(())
