@@ -482,15 +482,9 @@ async fn it_answers_on_its_ops_port_and_exits_0_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("elkservice_notifier_leader 1"),
-        "{metrics}"
+    assert_eq!(
+        elkservice_testkit::scrape(port, "elkservice_notifier_leader").await,
+        1.0
     );
     assert_eq!(
         elkservice_testkit::terminate(child, std::time::Duration::from_secs(10)).await,
