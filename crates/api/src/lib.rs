@@ -6,7 +6,8 @@
 //! - [`listing`]: Beego's GetAll parameters, parsed and turned into SQL (or
 //!   answered over rows in memory).
 //! - [`settings`], [`model`] (the rows in memory), [`live`] (this process's
-//!   view of the change feed, which keeps the model current),
+//!   view of the change feed, which keeps the model current; [`pacer`]
+//!   wakes each worker's streams a batch at a time),
 //!   [`precondition`] (`ETag` and `If-Match`), [`writes`] (the transactions
 //!   of POST, PUT and DELETE; PUTs group-committed), then [`state`]: what
 //!   every handler can reach.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod openapi;
+pub mod pacer;
 pub mod precondition;
 pub mod routes;
 pub mod settings;

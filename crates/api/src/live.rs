@@ -5,12 +5,14 @@
 //! Retention runs here too.
 
 use crate::model::ReadModel;
+use crate::pacer::Pacer;
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
 use elkservice_core::store::services::{self, CheckTimes};
 use elkservice_core::Service;
 use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch, Notify};
@@ -152,6 +154,11 @@ impl FeedHub {
         let mut rx = self.last.subscribe();
         self.wake.notify_one();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|last| *last > since)).await;
+    }
+
+    /// This worker's [`Pacer`] for this feed, which wakes its streams.
+    pub fn pacer(&self) -> Rc<Pacer> {
+        Pacer::for_this_worker(Arc::as_ptr(&self.wake) as usize, || self.last.subscribe())
     }
 
     /// New entries from now on, and the last Seq as this process knows it.

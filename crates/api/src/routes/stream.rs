@@ -5,32 +5,33 @@
 //! from the database, then from the process's broadcast, switching back to the
 //! database whenever the broadcast would skip one.
 //!
-//! Memory stays bounded per client: a client too slow to take what it is sent
-//! (for [`SLOW_CLIENT`], or by more than the broadcast holds) is disconnected,
-//! and resumes from its last id.
+//! Memory stays bounded per client: frames are made only as the client's
+//! socket takes them, and a client that falls further behind than the
+//! broadcast holds is disconnected when it next takes one; it resumes from its
+//! last id.
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
 use crate::live::{sse_frame, Entry};
+use crate::pacer::Pacer;
 use crate::routes::changes::check_kept;
 use crate::state::AppState;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use elkservice_core::store::feed;
+use elkservice_core::store::feed::{self, Change};
 use serde::Deserialize;
 use sqlx::MySqlPool;
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio::sync::watch;
 use utoipa::IntoParams;
 
 /// A comment line at least this often keeps proxies from closing the stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How long a client may leave a frame untaken before it is disconnected.
-pub const SLOW_CLIENT: Duration = Duration::from_secs(10);
-/// Frames waiting for one client.
-const CLIENT_BUFFER: usize = 64;
 /// Entries read from the database at a time while catching up.
 const PAGE: u32 = 500;
 
@@ -82,14 +83,23 @@ pub async fn stream(
     };
     check_kept(&mut conn, since).await?;
     drop(conn);
-    // Subscribed before catching up, so nothing falls between the two.
+    // Listening from now, so the feed's reader (idle while nobody listens,
+    // without the read model) is following by the time this client is live.
     let (live, last) = state.feed.subscribe();
-    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
-    tokio::spawn(follow(state.pool.clone(), live, last, since, tx));
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|frame| (Ok::<_, Infallible>(frame), rx))
+    let follower = Follower {
+        pool: state.pool.clone(),
+        live,
+        last,
+        pacer: state.feed.pacer(),
+        registered: None,
+        cursor: since,
+        page: VecDeque::new(),
+        catching_up: true,
+        greeted: false,
+    };
+    let body = futures_util::stream::unfold(follower, |mut follower| async move {
+        let frame = follower.next().await?;
+        Some((Ok::<_, Infallible>(frame), follower))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -98,76 +108,77 @@ pub async fn stream(
         .streaming(body))
 }
 
-/// Hand a frame to the client; false when it is gone or too slow.
-async fn send(tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(SLOW_CLIENT, tx.send(frame)).await,
-        Ok(Ok(()))
-    )
+/// One client's place in the feed. Its frames are made as the connection
+/// asks for them, i.e. as fast as the client's socket takes them, so nothing
+/// queues for a client beyond that socket's buffers.
+struct Follower {
+    pool: MySqlPool,
+    live: broadcast::Receiver<Arc<Entry>>,
+    last: watch::Receiver<i64>,
+    pacer: Rc<Pacer>,
+    /// The generation this stream's waker was left with the pacer for.
+    registered: Option<u64>,
+    /// The last Seq sent.
+    cursor: i64,
+    /// Entries read from the database and not sent yet.
+    page: VecDeque<Change>,
+    /// Reading from the database until it has nothing newer.
+    catching_up: bool,
+    greeted: bool,
 }
 
-/// Feed one client from `cursor` on, until it goes away or falls behind.
-async fn follow(
-    pool: MySqlPool,
-    mut live: broadcast::Receiver<Arc<Entry>>,
-    mut last: watch::Receiver<i64>,
-    mut cursor: i64,
-    tx: mpsc::Sender<Bytes>,
-) {
-    // Browsers reconnect after `retry` ms, sending the last id they saw.
-    if !send(&tx, Bytes::from_static(b"retry: 2000\n: connected\n\n")).await {
-        return;
-    }
-    loop {
-        // From the database until it has nothing newer.
-        loop {
-            let page = match pool.acquire().await {
-                Ok(mut conn) => feed::after(&mut conn, cursor, PAGE).await,
-                Err(e) => Err(e),
-            };
-            let Ok(page) = page else { return };
-            if page.is_empty() {
-                break;
-            }
-            for change in &page {
-                if !send(&tx, sse_frame(change)).await {
-                    return;
-                }
-                cursor = change.seq;
-            }
+impl Follower {
+    /// The next frame; None ends the stream (the client then resumes from its
+    /// last id).
+    async fn next(&mut self) -> Option<Bytes> {
+        if !std::mem::replace(&mut self.greeted, true) {
+            // Browsers reconnect after `retry` ms, sending the last id they saw.
+            return Some(Bytes::from_static(b"retry: 2000\n: connected\n\n"));
         }
-        // Then live, as long as the broadcast goes on from the cursor. What is
-        // broadcast is taken first; the last Seq passing the cursor with
-        // nothing left to take means entries that were not broadcast.
         loop {
-            tokio::select! {
-                biased;
-                next = live.recv() => match next {
-                    Ok(entry) if entry.seq <= cursor => {}
-                    Ok(entry) if entry.seq == cursor + 1 => {
-                        if !send(&tx, entry.frame.clone()).await {
-                            return;
+            if let Some(change) = self.page.pop_front() {
+                self.cursor = change.seq;
+                return Some(sse_frame(&change));
+            }
+            if self.catching_up {
+                let mut conn = self.pool.acquire().await.ok()?;
+                let page = feed::after(&mut conn, self.cursor, PAGE).await.ok()?;
+                if page.is_empty() {
+                    // Live from here. What was broadcast while this client
+                    // read the database is behind it, and should not count
+                    // as falling behind: listen afresh from the broadcast's
+                    // end (a gap after that is read from the database).
+                    self.catching_up = false;
+                    self.live = self.live.resubscribe();
+                }
+                self.page = page.into();
+                continue;
+            }
+            // Then live, as long as the broadcast goes on from the cursor.
+            let generation = self.pacer.generation();
+            match self.live.try_recv() {
+                Ok(entry) if entry.seq <= self.cursor => {}
+                Ok(entry) if entry.seq == self.cursor + 1 => {
+                    self.cursor = entry.seq;
+                    return Some(entry.frame.clone());
+                }
+                // A gap: read it from the database.
+                Ok(_) => self.catching_up = true,
+                // The last Seq past the cursor with nothing left to take:
+                // entries that were not broadcast.
+                Err(TryRecvError::Empty) if *self.last.borrow() > self.cursor => {
+                    self.catching_up = true
+                }
+                Err(TryRecvError::Empty) => {
+                    tokio::select! {
+                        () = self.pacer.next(generation, &mut self.registered) => {}
+                        () = tokio::time::sleep(KEEP_ALIVE) => {
+                            return Some(Bytes::from_static(b": keep-alive\n\n"));
                         }
-                        cursor = entry.seq;
-                    }
-                    // A gap: read it from the database.
-                    Ok(_) => break,
-                    // Too far behind, or shutting down: the client resumes from its last id.
-                    Err(_) => return,
-                },
-                changed = last.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if *last.borrow_and_update() > cursor && live.is_empty() {
-                        break;
                     }
                 }
-                _ = tokio::time::sleep(KEEP_ALIVE) => {
-                    if !send(&tx, Bytes::from_static(b": keep-alive\n\n")).await {
-                        return;
-                    }
-                }
+                // More than the broadcast holds behind, or shutting down.
+                Err(TryRecvError::Lagged(_) | TryRecvError::Closed) => return None,
             }
         }
     }

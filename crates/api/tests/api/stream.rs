@@ -8,7 +8,8 @@ use std::time::Duration;
 /// A connected event stream and what it has sent so far.
 struct Events {
     res: reqwest::Response,
-    buffer: String,
+    /// Bytes, not text: a chunk may end inside a character.
+    buffer: Vec<u8>,
 }
 
 /// One frame: `(id, event, data)` for an entry, or a comment.
@@ -29,15 +30,15 @@ impl Events {
         assert_eq!(res.headers()["content-type"], "text/event-stream");
         Events {
             res,
-            buffer: String::new(),
+            buffer: Vec::new(),
         }
     }
 
     /// The next frame, within `seconds`.
     async fn next(&mut self, seconds: u64) -> Frame {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8(self.buffer.drain(..end + 2).collect()).unwrap();
                 let (mut id, mut event, mut data, mut comment) = (None, None, None, None);
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id: ") {
@@ -60,7 +61,7 @@ impl Events {
                 .expect("a frame in time")
                 .unwrap()
                 .expect("the stream is open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            self.buffer.extend_from_slice(&chunk);
         }
     }
 
@@ -140,4 +141,84 @@ async fn a_bad_cursor_is_400() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+}
+
+/// A client that stops taking frames while the feed runs on costs the api
+/// no more than its socket's buffers, is cut off once it is further behind
+/// than the api keeps, and loses nothing: what it got runs without a gap, and
+/// resuming from its last id gives exactly the rest.
+#[tokio::test]
+async fn a_client_that_falls_too_far_behind_is_cut_off_and_resumes_with_nothing_lost() {
+    use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+    use elkservice_core::store::services;
+    use sqlx::Acquire;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let id = app.create("flood", "normal").await["Id"].as_i64().unwrap();
+    // A small receive window, and nothing read until the flood is over.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut client = socket.connect(address).await.unwrap();
+    client
+        .write_all(b"GET /elkservice/stream?since=1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+
+    // 3,000 entries of about 4 KiB each (a Detail of 1,024 four-byte
+    // characters): more than the broadcast holds, and far more than the
+    // sockets can buffer.
+    let mut conn = app.db.connect().await;
+    let mut row = services::fetch(&mut conn, id).await.unwrap().unwrap();
+    row.detail = Some("🌊".repeat(1024));
+    let entry = NewChange {
+        kind: ChangeKind::Updated,
+        service_id: id,
+        name: row.name.clone(),
+        at: row.updated_at,
+        from: Some(row.status),
+        service: Some(row),
+    };
+    let mut tx = conn.begin().await.unwrap();
+    feed::record(&mut tx, &vec![entry; 3000]).await.unwrap();
+    tx.commit().await.unwrap();
+    // The api has broadcast them all once its last Seq is 3001.
+    let res = app
+        .get("/elkservice/changes?since=3000&wait=30")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-last-seq"], "3001");
+
+    // Now read: the stream ends by itself (the last chunk), after a run of
+    // entries from 2 on with no gap, short of the end.
+    let mut raw = Vec::new();
+    let mut buffer = vec![0; 64 * 1024];
+    let read_to_the_end = async {
+        while !raw.ends_with(b"\r\n0\r\n\r\n") {
+            let n = client.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "the connection closed before the stream ended");
+            raw.extend_from_slice(&buffer[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_to_the_end)
+        .await
+        .expect("the api ends the stream of a client that fell too far behind");
+    let got: Vec<i64> = String::from_utf8_lossy(&raw)
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
+        .collect();
+    let last = *got.last().expect("some entries before the cut");
+    assert!(last < 3001, "the slow client was not cut off");
+    assert_eq!(got, (2..=last).collect::<Vec<_>>());
+
+    let mut events = Events::open(&app, "", Some(last)).await;
+    for expected in last + 1..=3001 {
+        assert_eq!(events.entry().await.0, expected);
+    }
+    app.create("after", "normal").await;
+    let (id, _, data) = events.entry().await;
+    assert_eq!((id, data["Name"].as_str()), (3002, Some("after")));
 }

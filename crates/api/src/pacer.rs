@@ -1,0 +1,97 @@
+//! Waking a worker's streams a few at a time, so a change sent to a thousand
+//! streams does not hold up the requests that arrive meanwhile.
+//!
+//! Each actix worker runs its connections as tasks on one thread, first come
+//! first served. If every stream waited on the feed's broadcast itself, one
+//! change would put all of a worker's streams in its queue at once (about 500
+//! with 1,000 streams on two workers), and a GET arriving then would wait
+//! behind all of their socket writes: measured, GET p99 0.1 ms → 1.2–1.9 ms
+//! with 1,000 streams open. Here the streams of a worker wait on one
+//! [`Pacer`] instead, and one small task per worker wakes them [`BATCH`] at
+//! a time, yielding after each batch until the thread has looked for new I/O.
+//! A request that comes in meanwhile waits for one batch of writes, not all.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use tokio::sync::watch;
+
+/// Streams woken before the worker looks for other work.
+const BATCH: usize = 16;
+
+/// This worker's waiting streams, for one feed.
+#[derive(Default)]
+pub struct Pacer {
+    /// Moves on once per new entry (or batch of them) in the feed.
+    generation: Cell<u64>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+thread_local! {
+    /// One pacer per worker thread and feed (a test process runs several apps).
+    static PACERS: RefCell<HashMap<usize, Rc<Pacer>>> = RefCell::default();
+}
+
+impl Pacer {
+    /// This thread's pacer for the feed keyed `feed`, whose last Seq `last`
+    /// follows; the first call on a thread starts its task there. Call it on
+    /// an actix worker (from a handler).
+    pub fn for_this_worker(feed: usize, last: impl FnOnce() -> watch::Receiver<i64>) -> Rc<Pacer> {
+        PACERS.with(|pacers| {
+            pacers
+                .borrow_mut()
+                .entry(feed)
+                .or_insert_with(|| {
+                    let pacer = Rc::new(Pacer::default());
+                    tokio::task::spawn_local(pump(feed, pacer.clone(), last()));
+                    pacer
+                })
+                .clone()
+        })
+    }
+
+    /// The current generation: read it before looking for new entries, then
+    /// [`Pacer::next`] with it, so a change in between is not missed.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Wait until the generation passes `seen`. `registered` is the caller's
+    /// own record of the generation its waker was left for, so that a
+    /// stream polled again meanwhile (for a keep-alive, say) is not queued twice.
+    pub async fn next(&self, seen: u64, registered: &mut Option<u64>) {
+        poll_fn(|cx| {
+            if self.generation.get() != seen {
+                return Poll::Ready(());
+            }
+            if *registered != Some(seen) {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                *registered = Some(seen);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn advance(&self) -> Vec<Waker> {
+        self.generation.set(self.generation.get() + 1);
+        std::mem::take(&mut *self.waiting.borrow_mut())
+    }
+}
+
+/// Each time the feed's last Seq moves, wake the streams that were waiting, a
+/// batch at a time. `yield_now` lets Tokio poll for I/O before this task runs
+/// again, so requests that arrived meanwhile go ahead of the next batch.
+async fn pump(feed: usize, pacer: Rc<Pacer>, mut last: watch::Receiver<i64>) {
+    while last.changed().await.is_ok() {
+        for batch in pacer.advance().chunks(BATCH) {
+            batch.iter().for_each(Waker::wake_by_ref);
+            tokio::task::yield_now().await;
+        }
+    }
+    // The feed is gone (the app stopped): let every stream find that out.
+    pacer.advance().iter().for_each(Waker::wake_by_ref);
+    let _ = PACERS.try_with(|pacers| pacers.borrow_mut().remove(&feed));
+}
