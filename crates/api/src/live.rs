@@ -13,6 +13,7 @@ use elkservice_core::Service;
 use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch, Notify};
@@ -33,6 +34,8 @@ pub struct FeedHub {
     entries: broadcast::Sender<Arc<Entry>>,
     /// Rung by a new listener, in case the reader sleeps.
     wake: Arc<Notify>,
+    /// Tells this hub's pacers from another's (a test process runs several).
+    id: u64,
 }
 
 /// A new entry as the streams send it: rendered once, for every client.
@@ -63,6 +66,9 @@ pub fn sse_frame(change: &Change) -> Bytes {
     ))
 }
 
+/// The next hub's id.
+static HUBS: AtomicU64 = AtomicU64::new(0);
+
 /// New entries a stream may fall behind by before it is cut off (it then
 /// resumes from its last id, reading the database).
 const BROADCAST_CAPACITY: usize = 1024;
@@ -75,6 +81,7 @@ impl FeedHub {
             last: watch::channel(0).0,
             entries: broadcast::channel(BROADCAST_CAPACITY).0,
             wake: Arc::new(Notify::new()),
+            id: HUBS.fetch_add(1, Ordering::Relaxed),
         };
         tokio::spawn(hub.clone().read(pool, model));
         hub
@@ -158,7 +165,7 @@ impl FeedHub {
 
     /// This worker's [`Pacer`] for this feed, which wakes its streams.
     pub fn pacer(&self) -> Rc<Pacer> {
-        Pacer::for_this_worker(Arc::as_ptr(&self.wake) as usize, || self.last.subscribe())
+        Pacer::for_this_worker(self.id, || self.last.subscribe())
     }
 
     /// New entries from now on, and the last Seq as this process knows it.
