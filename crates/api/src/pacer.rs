@@ -28,7 +28,11 @@ const BATCH: usize = 16;
 pub struct Pacer {
     /// Moves on once per new entry (or batch of them) in the feed.
     generation: Cell<u64>,
-    waiting: RefCell<Vec<Waker>>,
+    /// Each waiting stream's waker, by the stream's key: once per stream,
+    /// and gone with the stream, so clients that come and go while the feed
+    /// is quiet leave nothing behind.
+    waiting: RefCell<HashMap<u64, Waker>>,
+    next_key: Cell<u64>,
 }
 
 thread_local! {
@@ -54,32 +58,42 @@ impl Pacer {
         })
     }
 
+    /// A key for a new stream, for [`Pacer::next`] and [`Pacer::forget`].
+    pub fn key(&self) -> u64 {
+        let key = self.next_key.get();
+        self.next_key.set(key + 1);
+        key
+    }
+
     /// The current generation: read it before looking for new entries, then
     /// [`Pacer::next`] with it, so a change in between is not missed.
     pub fn generation(&self) -> u64 {
         self.generation.get()
     }
 
-    /// Wait until the generation passes `seen`. `registered` is the caller's
-    /// own record of the generation its waker was left for, so that a
-    /// stream polled again meanwhile (for a keep-alive, say) is not queued twice.
-    pub async fn next(&self, seen: u64, registered: &mut Option<u64>) {
+    /// Wait, as the stream `key`, until the generation passes `seen`.
+    pub async fn next(&self, seen: u64, key: u64) {
         poll_fn(|cx| {
             if self.generation.get() != seen {
                 return Poll::Ready(());
             }
-            if *registered != Some(seen) {
-                self.waiting.borrow_mut().push(cx.waker().clone());
-                *registered = Some(seen);
-            }
+            self.waiting
+                .borrow_mut()
+                .entry(key)
+                .or_insert_with(|| cx.waker().clone());
             Poll::Pending
         })
         .await
     }
 
+    /// The stream `key` has ended.
+    pub fn forget(&self, key: u64) {
+        self.waiting.borrow_mut().remove(&key);
+    }
+
     fn advance(&self) -> Vec<Waker> {
         self.generation.set(self.generation.get() + 1);
-        std::mem::take(&mut *self.waiting.borrow_mut())
+        self.waiting.borrow_mut().drain().map(|(_, w)| w).collect()
     }
 }
 
@@ -96,4 +110,31 @@ async fn pump(feed: u64, pacer: Rc<Pacer>, mut last: watch::Receiver<i64>) {
     // The feed is gone (the app stopped): let every stream find that out.
     pacer.advance().iter().for_each(Waker::wake_by_ref);
     let _ = PACERS.try_with(|pacers| pacers.borrow_mut().remove(&feed));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Context;
+
+    #[test]
+    fn each_stream_waits_once_and_an_ended_one_leaves_nothing() {
+        let pacer = Pacer::default();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let seen = pacer.generation();
+        let (a, b) = (pacer.key(), pacer.key());
+        for _ in 0..3 {
+            // Polled again and again (a keep-alive, say): still one waker each.
+            assert!(pin!(pacer.next(seen, a)).poll(&mut cx).is_pending());
+            assert!(pin!(pacer.next(seen, b)).poll(&mut cx).is_pending());
+        }
+        assert_eq!(pacer.waiting.borrow().len(), 2);
+        pacer.forget(b);
+        assert_eq!(pacer.advance().len(), 1);
+        assert!(pin!(pacer.next(seen, a)).poll(&mut cx).is_ready());
+        assert!(pacer.waiting.borrow().is_empty());
+    }
 }

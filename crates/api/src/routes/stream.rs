@@ -86,12 +86,13 @@ pub async fn stream(
     // Listening from now, so the feed's reader (idle while nobody listens,
     // without the read model) is following by the time this client is live.
     let (live, last) = state.feed.subscribe();
+    let pacer = state.feed.pacer();
     let follower = Follower {
+        key: pacer.key(),
         pool: state.pool.clone(),
         live,
         last,
-        pacer: state.feed.pacer(),
-        registered: None,
+        pacer,
         cursor: since,
         page: VecDeque::new(),
         catching_up: true,
@@ -116,8 +117,8 @@ struct Follower {
     live: broadcast::Receiver<Arc<Entry>>,
     last: watch::Receiver<i64>,
     pacer: Rc<Pacer>,
-    /// The generation this stream's waker was left with the pacer for.
-    registered: Option<u64>,
+    /// This stream's key with the pacer.
+    key: u64,
     /// The last Seq sent.
     cursor: i64,
     /// Entries read from the database and not sent yet.
@@ -125,6 +126,12 @@ struct Follower {
     /// Reading from the database until it has nothing newer.
     catching_up: bool,
     greeted: bool,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.pacer.forget(self.key);
+    }
 }
 
 impl Follower {
@@ -171,7 +178,7 @@ impl Follower {
                 }
                 Err(TryRecvError::Empty) => {
                     tokio::select! {
-                        () = self.pacer.next(generation, &mut self.registered) => {}
+                        () = self.pacer.next(generation, self.key) => {}
                         () = tokio::time::sleep(KEEP_ALIVE) => {
                             return Some(Bytes::from_static(b": keep-alive\n\n"));
                         }
