@@ -19,6 +19,7 @@ use crate::state::AppState;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use elkservice_core::store::feed::{self, Change};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use sqlx::MySqlPool;
 use std::collections::VecDeque;
@@ -96,12 +97,18 @@ pub async fn stream(
         cursor: since,
         page: VecDeque::new(),
         catching_up: true,
-        greeted: false,
     };
-    let body = futures_util::stream::unfold(follower, |mut follower| async move {
-        let frame = follower.next().await?;
-        Some((Ok::<_, Infallible>(frame), follower))
-    });
+    // Browsers reconnect after `retry` ms, sending the last id they saw.
+    let greeting = Bytes::from_static(b"retry: 2000\n: connected\n\n");
+    let body = futures_util::stream::once(std::future::ready(greeting))
+        .chain(futures_util::stream::unfold(
+            follower,
+            |mut follower| async move {
+                let frame = follower.next().await?;
+                Some((frame, follower))
+            },
+        ))
+        .map(Ok::<_, Infallible>);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
@@ -125,7 +132,6 @@ struct Follower {
     page: VecDeque<Change>,
     /// Reading from the database until it has nothing newer.
     catching_up: bool,
-    greeted: bool,
 }
 
 impl Drop for Follower {
@@ -138,10 +144,6 @@ impl Follower {
     /// The next frame; None ends the stream (the client then resumes from its
     /// last id).
     async fn next(&mut self) -> Option<Bytes> {
-        if !std::mem::replace(&mut self.greeted, true) {
-            // Browsers reconnect after `retry` ms, sending the last id they saw.
-            return Some(Bytes::from_static(b"retry: 2000\n: connected\n\n"));
-        }
         loop {
             if let Some(change) = self.page.pop_front() {
                 self.cursor = change.seq;
