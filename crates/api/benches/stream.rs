@@ -255,6 +255,9 @@ async fn main() {
         }
     }
     let rss_after = rss_kib(child.id());
+    // The baseline again, the streams gone: the two baselines show how much
+    // the machine's noise alone moves the figures.
+    let (quiet_after, _) = gets_during_puts(&http, &api, changes, first_seq + changes as i64).await;
     let mut lat: Vec<f64> = Vec::new();
     for (seq, times) in received.lock().unwrap().iter() {
         if let Some(at) = committed.get(seq) {
@@ -287,15 +290,21 @@ async fn main() {
         rss_after as f64 / 1024.0
     );
     println!(
-        "  GET /elkservice/1 while the PUTs run, one every {} ms: p50 {:.2} ms, p99 {:.2} ms without streams ({} GETs); p50 {:.2} ms, p99 {:.2} ms with them ({} GETs)",
-        GET_PAUSE.as_millis(),
-        percentile(&quiet, 0.5),
-        percentile(&quiet, 0.99),
-        quiet.len(),
-        percentile(&busy, 0.5),
-        percentile(&busy, 0.99),
-        busy.len()
+        "  GET /elkservice/1 while the PUTs run, one every {} ms:",
+        GET_PAUSE.as_millis()
     );
+    for (when, gets) in [
+        ("no stream open yet", &quiet),
+        ("with the streams", &busy),
+        ("the streams gone", &quiet_after),
+    ] {
+        println!(
+            "    {when:>18}: p50 {:.2} ms, p99 {:.2} ms ({} GETs)",
+            percentile(gets, 0.5),
+            percentile(gets, 0.99),
+            gets.len()
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
     client_runtime.shutdown_background();

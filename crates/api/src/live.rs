@@ -71,7 +71,7 @@ static HUBS: AtomicU64 = AtomicU64::new(0);
 
 /// New entries a stream may fall behind by before it is cut off (it then
 /// resumes from its last id, reading the database).
-const BROADCAST_CAPACITY: usize = 1024;
+pub(crate) const BROADCAST_CAPACITY: usize = 1024;
 
 impl FeedHub {
     /// Start following the feed on `pool`; with a read model, always (the

@@ -8,7 +8,9 @@
 //! Memory stays bounded per client: frames are made only as the client's
 //! socket takes them, and a client that falls further behind than the
 //! broadcast holds is disconnected when it next takes one; it resumes from its
-//! last id.
+//! last id. A stream that had taken everything and fell behind only while it
+//! waited for its turn in a fan-out (see `pacer`) is not the client's fault:
+//! it reads the gap from the database instead.
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
@@ -97,6 +99,7 @@ pub async fn stream(
         cursor: since,
         page: VecDeque::new(),
         catching_up: true,
+        had_its_turn: false,
     };
     // Browsers reconnect after `retry` ms, sending the last id they saw.
     let greeting = Bytes::from_static(b"retry: 2000\n: connected\n\n");
@@ -132,6 +135,9 @@ struct Follower {
     page: VecDeque<Change>,
     /// Reading from the database until it has nothing newer.
     catching_up: bool,
+    /// Woken by the pacer after it had taken every entry, and has not
+    /// looked at the broadcast since.
+    had_its_turn: bool,
 }
 
 impl Drop for Follower {
@@ -165,6 +171,7 @@ impl Follower {
             }
             // Then live, as long as the broadcast goes on from the cursor.
             let generation = self.pacer.generation();
+            let had_its_turn = std::mem::take(&mut self.had_its_turn);
             match self.live.try_recv() {
                 Ok(entry) if entry.seq <= self.cursor => {}
                 Ok(entry) if entry.seq == self.cursor + 1 => {
@@ -180,15 +187,145 @@ impl Follower {
                 }
                 Err(TryRecvError::Empty) => {
                     tokio::select! {
-                        () = self.pacer.next(generation, self.key) => {}
+                        () = self.pacer.next(generation, self.key) => self.had_its_turn = true,
                         () = tokio::time::sleep(KEEP_ALIVE) => {
                             return Some(Bytes::from_static(b": keep-alive\n\n"));
                         }
                     }
                 }
-                // More than the broadcast holds behind, or shutting down.
+                // Behind only because its turn came late: not the client's doing.
+                Err(TryRecvError::Lagged(_)) if had_its_turn => self.catching_up = true,
+                // More than the broadcast holds behind while it was sending:
+                // a client too slow to keep up. Or shutting down.
                 Err(TryRecvError::Lagged(_) | TryRecvError::Closed) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::BROADCAST_CAPACITY;
+    use elkservice_core::config::DatabaseSettings;
+    use elkservice_core::store::feed::{ChangeKind, NewChange};
+    use elkservice_core::ServiceName;
+    use elkservice_testkit::TestDatabase;
+
+    /// More entries than the broadcast holds.
+    const FLOOD: usize = BROADCAST_CAPACITY + 500;
+
+    /// A database whose feed holds Seq 1..=FLOOD, and those entries as the
+    /// api broadcasts them.
+    async fn flooded_feed() -> (TestDatabase, MySqlPool, Vec<Arc<Entry>>) {
+        let db = TestDatabase::new();
+        let pool = elkservice_core::db::connect_and_migrate(&DatabaseSettings {
+            url: db.url.clone(),
+            max_connections: 2,
+            acquire_timeout_secs: 5,
+        })
+        .await
+        .unwrap();
+        let entry = NewChange {
+            kind: ChangeKind::Deleted,
+            service_id: 1,
+            name: ServiceName::parse("gone").unwrap(),
+            at: chrono::Utc::now(),
+            from: None,
+            service: None,
+        };
+        let mut tx = pool.begin().await.unwrap();
+        feed::record(&mut tx, &vec![entry; FLOOD]).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let changes = feed::after(&mut conn, 0, FLOOD as u32).await.unwrap();
+        let entries = changes.iter().map(|c| Arc::new(Entry::new(c))).collect();
+        (db, pool, entries)
+    }
+
+    fn follower(
+        pool: MySqlPool,
+        live: broadcast::Receiver<Arc<Entry>>,
+        last: watch::Receiver<i64>,
+        pacer: Rc<Pacer>,
+    ) -> Follower {
+        Follower {
+            key: pacer.key(),
+            pool,
+            live,
+            last,
+            pacer,
+            cursor: 0,
+            page: VecDeque::new(),
+            catching_up: false,
+            had_its_turn: false,
+        }
+    }
+
+    fn seq_of(frame: &Bytes) -> i64 {
+        let text = std::str::from_utf8(frame).unwrap();
+        text.strip_prefix("id: ")
+            .unwrap()
+            .split('\n')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// A stream that had sent everything and waited for its turn while more
+    /// than the broadcast holds went past (a fan-out to many streams, paced)
+    /// gets every entry, from the database, and is not cut off.
+    #[tokio::test]
+    async fn a_stream_behind_only_because_its_turn_came_late_reads_the_gap_from_the_database() {
+        let (_db, pool, entries) = flooded_feed().await;
+        let (send, live) = broadcast::channel(BROADCAST_CAPACITY);
+        let (set_last, last) = watch::channel(0);
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async move {
+                let pacer = Pacer::for_this_worker(u64::MAX - 1, || set_last.subscribe());
+                let mut stream = follower(pool, live, last, pacer);
+                let sent = tokio::task::spawn_local(async move {
+                    let mut sent = Vec::new();
+                    while sent.len() < FLOOD {
+                        let frame = stream.next().await.expect("the stream goes on");
+                        sent.push(seq_of(&frame));
+                    }
+                    sent
+                });
+                // The stream has taken everything and waits for its turn ...
+                tokio::task::yield_now().await;
+                // ... while the whole flood is broadcast.
+                for entry in entries {
+                    send.send(entry).unwrap();
+                }
+                set_last.send(FLOOD as i64).unwrap();
+                let sent = tokio::time::timeout(Duration::from_secs(30), sent)
+                    .await
+                    .expect("the stream sends the flood")
+                    .unwrap();
+                assert_eq!(sent, (1..=FLOOD as i64).collect::<Vec<_>>());
+            })
+            .await;
+    }
+
+    /// A stream that falls further behind than the broadcast holds between
+    /// two frames (its client does not take them) is cut off.
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_while_sending_is_cut_off() {
+        let (_db, pool, entries) = flooded_feed().await;
+        let (send, live) = broadcast::channel(BROADCAST_CAPACITY);
+        let (set_last, last) = watch::channel(0);
+        let mut stream = follower(pool, live, last, Rc::new(Pacer::default()));
+        send.send(entries[0].clone()).unwrap();
+        set_last.send(1).unwrap();
+        assert_eq!(seq_of(&stream.next().await.unwrap()), 1);
+        // The client takes nothing more while the rest go past.
+        for entry in &entries[1..] {
+            send.send(entry.clone()).unwrap();
+        }
+        set_last.send(FLOOD as i64).unwrap();
+        assert!(stream.next().await.is_none(), "the slow stream ends");
     }
 }
