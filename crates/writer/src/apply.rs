@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
-use elkservice_core::store::{history, services, stored_time, HistoryRow};
+use elkservice_core::store::{history, stored_time, HistoryRow};
 use elkservice_core::{Service, Status, StatusEvent};
 use sqlx::MySqlPool;
 use std::collections::HashMap;
@@ -171,7 +171,7 @@ pub async fn apply_batch(
     names.dedup();
 
     let mut tx = pool.begin().await?;
-    let mut current = observations::lock(&mut tx, &names).await?;
+    let (mut current, mut locked_at) = observations::lock(&mut tx, &names).await?;
     let missing: Vec<&str> = names
         .iter()
         .copied()
@@ -194,64 +194,61 @@ pub async fn apply_batch(
     let mut created = Vec::new();
     if auto_register && !register.is_empty() {
         created = observations::register(&mut tx, &register).await?;
-        current.extend(observations::lock(&mut tx, &register).await?);
+        let (registered, at) = observations::lock(&mut tx, &register).await?;
+        current.extend(registered);
+        // Now that every row is locked, and after the new rows' creation.
+        locked_at = at.or(locked_at);
     }
+    let Some(updated_at) = locked_at else {
+        // No row to apply anything to.
+        tx.commit().await?;
+        return Ok(plan(&current, &deleted, events).outcomes);
+    };
 
     let plan = plan(&current, &deleted, events);
-    observations::update(&mut tx, &plan.updates).await?;
+    observations::update(&mut tx, &plan.updates, updated_at).await?;
     history::insert(&mut tx, &plan.transitions).await?;
-    let created: Vec<i64> = created.iter().map(|n| current[*n].id).collect();
-    let entries = feed_entries(&mut tx, &plan, &created).await?;
+    let created: Vec<&Current> = created.iter().map(|n| &current[*n]).collect();
+    let entries = feed_entries(&current, &plan, &created, updated_at);
     feed::record(&mut tx, &entries).await?;
     tx.commit().await?;
     Ok(plan.outcomes)
 }
 
 /// The feed entries of a batch: a creation for each row it registered, then
-/// each change, with the row as a client would have read it just after. The
-/// rows are read once, after the batch; a row's earlier states in the batch
-/// differ from its last only in what the events and the failure count say.
-async fn feed_entries(
-    tx: &mut sqlx::MySqlConnection,
+/// each change, with the row as a client reads it after that change: what the
+/// lock found, with what the events and the failure count say up to that
+/// change, and the batch's `UpdatedAt`.
+fn feed_entries(
+    current: &HashMap<String, Current>,
     plan: &Plan<'_>,
-    created: &[i64],
-) -> Result<Vec<NewChange>, sqlx::Error> {
-    let mut ids: Vec<i64> = plan.changes.iter().map(|c| c.service_id).collect();
-    ids.extend_from_slice(created);
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = services::fetch_many(tx, &ids).await?;
-    let increments: HashMap<i64, u32> = plan
-        .updates
-        .iter()
-        .map(|u| (u.id, u.failed_increment))
-        .collect();
+    created: &[&Current],
+    updated_at: DateTime<Utc>,
+) -> Vec<NewChange> {
     let mut entries = Vec::with_capacity(created.len() + plan.changes.len());
-    for id in created {
-        let row = &rows[id];
+    for row in created {
         entries.push(NewChange {
             kind: ChangeKind::Created,
-            service_id: *id,
+            service_id: row.id,
             name: row.name.clone(),
             at: row.created_at,
             from: None,
             service: Some(Service {
+                id: row.id,
+                name: row.name.clone(),
                 status: Status::Unknown,
                 running: false,
                 failed_count: 0,
                 detail: None,
                 status_changed_at: None,
                 last_checked_at: None,
-                ..row.clone()
+                created_at: row.created_at,
+                updated_at: row.created_at,
             }),
         });
     }
     for c in &plan.changes {
-        let row = &rows[&c.service_id];
-        let later = increments.get(&c.service_id).copied().unwrap_or(0) - c.failed_so_far;
+        let row = &current[c.event.service.as_str()];
         entries.push(NewChange {
             kind: c.kind,
             service_id: c.service_id,
@@ -259,17 +256,21 @@ async fn feed_entries(
             at: c.event.observed_at,
             from: Some(c.from),
             service: Some(Service {
+                id: row.id,
+                name: row.name.clone(),
                 status: c.event.status,
                 running: c.event.running,
-                failed_count: row.failed_count.saturating_sub(later),
+                // As the update adds it: stopping at the column's maximum.
+                failed_count: row.failed_count.saturating_add(c.failed_so_far),
                 detail: c.event.detail.clone(),
                 status_changed_at: c.status_changed_at.map(stored_time),
                 last_checked_at: Some(stored_time(c.event.observed_at)),
-                ..row.clone()
+                created_at: row.created_at,
+                updated_at,
             }),
         });
     }
-    Ok(entries)
+    entries
 }
 
 #[cfg(test)]
@@ -297,12 +298,15 @@ mod tests {
                     n.to_owned(),
                     Current {
                         id,
+                        name: ServiceName::parse(n).unwrap(),
                         status,
                         running: false,
                         detail: None,
                         status_changed_at: None,
                         settled: status.settled(),
                         observed_ns,
+                        failed_count: 0,
+                        created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
                     },
                 )
             })
@@ -428,12 +432,15 @@ mod rules {
             "es".to_owned(),
             Current {
                 id: 1,
+                name: ServiceName::parse("es").unwrap(),
                 status,
                 running: false,
                 detail: None,
                 status_changed_at: None,
                 settled,
                 observed_ns: None,
+                failed_count: 0,
+                created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
             },
         )])
     }

@@ -3,7 +3,7 @@
 //! multi-row statements as the batch allows.
 
 use super::columns::{name, optional_status, pow2_chunks, pow2_padded, status};
-use crate::domain::Status;
+use crate::domain::{ServiceName, Status};
 use crate::event::StatusEvent;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, QueryBuilder, Row};
@@ -13,6 +13,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
     pub id: i64,
+    pub name: ServiceName,
     pub status: Status,
     pub running: bool,
     pub detail: Option<String>,
@@ -21,6 +22,8 @@ pub struct Current {
     pub settled: Option<Status>,
     /// The last applied observation, in nanoseconds since the epoch.
     pub observed_ns: Option<i64>,
+    pub failed_count: u32,
+    pub created_at: DateTime<Utc>,
 }
 
 /// The new state of one row after a batch: its newest applied event.
@@ -36,14 +39,17 @@ pub struct RowUpdate<'a> {
     pub settled: Option<Status>,
 }
 
-/// Lock and read the rows of `names` (sorted, distinct), keyed by name.
+/// Lock and read the rows of `names` (sorted, distinct), keyed by name, and
+/// the database's time as of the lock (None when no row was found): the
+/// batch's `UpdatedAt`, so that the rows after the batch are known without
+/// reading them back.
 pub async fn lock(
     conn: &mut MySqlConnection,
     names: &[&str],
-) -> Result<HashMap<String, Current>, sqlx::Error> {
+) -> Result<(HashMap<String, Current>, Option<DateTime<Utc>>), sqlx::Error> {
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, running, detail, status_changed_at, settled_status, observed_ns \
-         FROM elkservice \
+        "SELECT id, name, status, running, detail, status_changed_at, settled_status, observed_ns, \
+         failed_count, created_at, NOW(6) AS locked_at FROM elkservice \
          FORCE INDEX (uq_elkservice_name) WHERE name IN (",
     );
     let mut list = q.separated(", ");
@@ -55,22 +61,29 @@ pub async fn lock(
     // the table, which under FOR UPDATE locks every row of it.
     q.push(") ORDER BY name FOR UPDATE");
     let rows = q.build().fetch_all(conn).await?;
-    rows.iter()
+    let at = rows.first().map(|r| r.try_get("locked_at")).transpose()?;
+    let found = rows
+        .iter()
         .map(|r| {
+            let name = name(r)?;
             Ok((
-                name(r)?.as_str().to_owned(),
+                name.as_str().to_owned(),
                 Current {
                     id: r.try_get("id")?,
+                    name,
                     status: status(r, "status")?,
                     running: r.try_get("running")?,
                     detail: r.try_get("detail")?,
                     status_changed_at: r.try_get("status_changed_at")?,
                     settled: optional_status(r, "settled_status")?,
                     observed_ns: r.try_get("observed_ns")?,
+                    failed_count: r.try_get("failed_count")?,
+                    created_at: r.try_get("created_at")?,
                 },
             ))
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((found, at))
 }
 
 /// Create a row (status `unknown`, never observed) for each name, and return
@@ -95,17 +108,18 @@ pub async fn register<'a>(
     Ok(created)
 }
 
-/// Write each row's new state.
+/// Write each row's new state, `UpdatedAt` being `at` (the time of the lock).
 pub async fn update(
     conn: &mut MySqlConnection,
     updates: &[RowUpdate<'_>],
+    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     for chunk in pow2_chunks(updates) {
         // Each id exists, so every line takes the ON DUPLICATE KEY UPDATE path.
         // FailedCount stops at the column's maximum instead of failing the batch.
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO elkservice (id, name, status, settled_status, running, detail, \
-             failed_count, observed_ns, watcher, status_changed_at, last_checked_at) ",
+             failed_count, observed_ns, watcher, status_changed_at, last_checked_at, updated_at) ",
         );
         q.push_values(chunk, |mut row, u| {
             row.push_bind(u.id)
@@ -118,7 +132,8 @@ pub async fn update(
                 .push_bind(u.event.observed_ns())
                 .push_bind(u.event.watcher.as_str())
                 .push_bind(u.status_changed_at)
-                .push_bind(u.event.observed_at);
+                .push_bind(u.event.observed_at)
+                .push_bind(at);
         });
         q.push(
             " ON DUPLICATE KEY UPDATE status = VALUES(status), running = VALUES(running), \
@@ -127,7 +142,7 @@ pub async fn update(
              observed_ns = VALUES(observed_ns), watcher = VALUES(watcher), \
              settled_status = COALESCE(VALUES(settled_status), settled_status), \
              status_changed_at = COALESCE(VALUES(status_changed_at), status_changed_at), \
-             last_checked_at = VALUES(last_checked_at)",
+             last_checked_at = VALUES(last_checked_at), updated_at = VALUES(updated_at)",
         );
         q.build().execute(&mut *conn).await?;
     }
