@@ -18,7 +18,7 @@ use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
 use elkservice_core::store::{history, stored_time, HistoryRow};
 use elkservice_core::{Service, Status, StatusEvent};
-use sqlx::MySqlPool;
+use sqlx::MySqlConnection;
 use std::collections::HashMap;
 
 /// What happened to one event of a batch.
@@ -158,11 +158,13 @@ pub fn plan<'a>(
     plan
 }
 
-/// Apply `events` in one transaction and return each one's outcome. With
-/// `auto_register`, a service with no row gets one (status `unknown` before
-/// its first event), as Registrator does.
+/// Apply `events` in one transaction on `conn`, whose autocommit is off (its
+/// first statement opens the transaction), and return each one's outcome.
+/// With `auto_register`, a service with no row gets one (status `unknown`
+/// before its first event), as Registrator does. On an error the caller rolls
+/// back.
 pub async fn apply_batch(
-    pool: &MySqlPool,
+    tx: &mut MySqlConnection,
     events: &[StatusEvent],
     auto_register: bool,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
@@ -170,8 +172,7 @@ pub async fn apply_batch(
     names.sort_unstable();
     names.dedup();
 
-    let mut tx = pool.begin().await?;
-    let (mut current, mut locked_at) = observations::lock(&mut tx, &names).await?;
+    let (mut current, mut locked_at) = observations::lock(tx, &names).await?;
     let missing: Vec<&str> = names
         .iter()
         .copied()
@@ -179,7 +180,7 @@ pub async fn apply_batch(
         .collect();
     let mut deleted = HashMap::new();
     if !missing.is_empty() {
-        deleted = observations::tombstones(&mut tx, &missing).await?;
+        deleted = observations::tombstones(tx, &missing).await?;
     }
     // Only a name with an observation newer than its deletion comes back.
     let register: Vec<&str> = missing
@@ -193,26 +194,30 @@ pub async fn apply_batch(
         .collect();
     let mut created = Vec::new();
     if auto_register && !register.is_empty() {
-        created = observations::register(&mut tx, &register).await?;
-        let (registered, at) = observations::lock(&mut tx, &register).await?;
+        created = observations::register(tx, &register).await?;
+        let (registered, at) = observations::lock(tx, &register).await?;
         current.extend(registered);
         // Now that every row is locked, and after the new rows' creation.
         locked_at = at.or(locked_at);
     }
     let Some(updated_at) = locked_at else {
         // No row to apply anything to.
-        tx.commit().await?;
+        commit(tx).await?;
         return Ok(plan(&current, &deleted, events).outcomes);
     };
 
     let plan = plan(&current, &deleted, events);
-    observations::update(&mut tx, &plan.updates, updated_at).await?;
-    history::insert(&mut tx, &plan.transitions).await?;
+    observations::update(tx, &plan.updates, updated_at).await?;
+    history::insert(tx, &plan.transitions).await?;
     let created: Vec<&Current> = created.iter().map(|n| &current[*n]).collect();
     let entries = feed_entries(&current, &plan, &created, updated_at);
-    feed::record(&mut tx, &entries).await?;
-    tx.commit().await?;
+    feed::record(tx, &entries).await?;
+    commit(tx).await?;
     Ok(plan.outcomes)
+}
+
+async fn commit(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("COMMIT").execute(conn).await.map(drop)
 }
 
 /// The feed entries of a batch: a creation for each row it registered, then

@@ -35,16 +35,21 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation};
-use sqlx::MySqlPool;
+use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::ops::Range;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 pub struct Consumer {
-    pub settings: Settings,
-    pub pool: MySqlPool,
-    pub metrics: Metrics,
-    pub health: Health,
+    settings: Settings,
+    pool: MySqlPool,
+    metrics: Metrics,
+    health: Health,
+    /// The writer's own connection, outside the pool, with autocommit off:
+    /// a batch's first statement opens its transaction, so there is no
+    /// `BEGIN` round trip, nor the pool's check before it lends a
+    /// connection. None until connected, and again once lost.
+    conn: Mutex<Option<MySqlConnection>>,
 }
 
 /// What became of one event of a batch: an outcome, or the database's refusal.
@@ -56,6 +61,16 @@ struct Session {
 }
 
 impl Consumer {
+    pub fn new(settings: Settings, pool: MySqlPool, metrics: Metrics, health: Health) -> Self {
+        Consumer {
+            settings,
+            pool,
+            metrics,
+            health,
+            conn: Mutex::new(None),
+        }
+    }
+
     /// Consume until shutdown, reconnecting to the broker whenever it goes away.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) {
         let mut retry = Retry::new(
@@ -247,7 +262,7 @@ impl Consumer {
         todo.push(0..events.len());
         while let Some(range) = todo.pop() {
             let part = &events[range.clone()];
-            match apply_batch(&self.pool, part, self.settings.writer.auto_register).await {
+            match self.apply(part).await {
                 Ok(outcomes) => {
                     self.health.batch_committed();
                     retry.succeeded();
@@ -281,6 +296,28 @@ impl Consumer {
             .into_iter()
             .map(|r| r.expect("every range was applied or refused"))
             .collect())
+    }
+
+    /// Apply `events` in one transaction on the writer's own connection,
+    /// connecting first if it has none; a connection that cannot even roll
+    /// back is dropped, and the next batch connects afresh.
+    async fn apply(&self, events: &[StatusEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let mut conn = self.conn.lock().await;
+        if conn.is_none() {
+            let wait = self.pool.options().get_acquire_timeout();
+            let options = self.pool.connect_options();
+            let mut c = tokio::time::timeout(wait, MySqlConnection::connect_with(&options))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            sqlx::query("SET autocommit = 0").execute(&mut c).await?;
+            *conn = Some(c);
+        }
+        let c = conn.as_mut().expect("just made");
+        let result = apply_batch(c, events, self.settings.writer.auto_register).await;
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *c).await.is_err() {
+            *conn = None;
+        }
+        result
     }
 
     /// Publish a copy to the dead-letter exchange with the reason, and wait for

@@ -86,13 +86,9 @@ impl Writer {
                 self.metrics.clone(),
             ))
         });
-        let consumer = Consumer {
-            settings: self.settings,
-            pool: pool.clone(),
-            metrics: self.metrics,
-            health,
-        };
+        let consumer = Consumer::new(self.settings, pool.clone(), self.metrics, health);
         consumer.run(shutdown).await;
+        drop(consumer);
         pinger.abort();
         if let Some(task) = staleness {
             task.abort();
