@@ -26,12 +26,13 @@ use crate::error::ApiError;
 use crate::model::ReadModel;
 use crate::precondition::IfMatch;
 use chrono::{DateTime, Utc};
+use elkservice_core::db;
 use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::services::{self as rows, Replacement, RowValues};
 use elkservice_core::store::{history, HistoryRow};
 use elkservice_core::{Service, ServiceName, Status};
 use prometheus::Histogram;
-use sqlx::{Connection, MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlPool};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -273,20 +274,10 @@ impl Db {
         conn: &mut Option<MySqlConnection>,
         edits: &[&Edit],
     ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
-        if conn.is_none() {
-            // Bounded like a wait for the pool, and a 503 the same way.
-            let wait = self.pool.options().get_acquire_timeout();
-            let options = self.pool.connect_options();
-            let mut c = tokio::time::timeout(wait, MySqlConnection::connect_with(&options))
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            sqlx::query("SET autocommit = 0").execute(&mut c).await?;
-            *conn = Some(c);
-        }
-        let c = conn.as_mut().expect("just made");
+        let c = db::own_connection(conn, &self.pool).await?;
         let result = self.replace_in(c, edits).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *c).await.is_err() {
-            *conn = None;
+        if result.is_err() {
+            db::roll_back_or_drop(conn).await;
         }
         result
     }

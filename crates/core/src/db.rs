@@ -6,7 +6,7 @@ use crate::retry::Retry;
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::MySql;
+use sqlx::{Connection, MySql, MySqlConnection};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -67,6 +67,38 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
 /// Prepared statements each connection keeps: the multi-row statements come
 /// in up to 73 shapes per table (see `store::columns::statement_chunks`).
 pub const STATEMENT_CACHE: usize = 512;
+
+/// The connection in `slot`, for a program's serial transactions outside its
+/// pool (the api's committer, the writer's batches): made first if there is
+/// none, with the pool's options, bounded by its acquire timeout (so it fails
+/// as a wait for the pool would), and with autocommit off, so that the first
+/// statement opens a transaction with no `BEGIN` round trip. After a failed
+/// transaction, [`roll_back_or_drop`].
+pub async fn own_connection<'a>(
+    slot: &'a mut Option<MySqlConnection>,
+    pool: &MySqlPool,
+) -> Result<&'a mut MySqlConnection, sqlx::Error> {
+    if slot.is_none() {
+        let wait = pool.options().get_acquire_timeout();
+        let options = pool.connect_options();
+        let mut c = tokio::time::timeout(wait, MySqlConnection::connect_with(&options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        sqlx::query("SET autocommit = 0").execute(&mut c).await?;
+        *slot = Some(c);
+    }
+    Ok(slot.as_mut().expect("just made"))
+}
+
+/// End the failed transaction on [`own_connection`]'s connection; one that
+/// cannot even roll back is dropped, and the next use connects afresh.
+pub async fn roll_back_or_drop(slot: &mut Option<MySqlConnection>) {
+    if let Some(c) = slot {
+        if sqlx::query("ROLLBACK").execute(c).await.is_err() {
+            *slot = None;
+        }
+    }
+}
 
 /// How long a starting process waits for another one's migrations.
 const MIGRATION_LOCK_SECS: u32 = 120;

@@ -106,6 +106,40 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// End every connection open on this database, as a database restart or
+    /// failover would; returns how many there were.
+    pub async fn kill_connections(&self) -> usize {
+        let mut admin = MySqlConnection::connect(&mysql_server_url())
+            .await
+            .expect("the database server");
+        kill_connections_to(&mut admin, &self.name)
+            .await
+            .expect("the process list")
+    }
+}
+
+/// Kill the connections (other than `admin`) open on the database `name`;
+/// returns how many there were.
+async fn kill_connections_to(
+    admin: &mut MySqlConnection,
+    name: &str,
+) -> Result<usize, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+    )
+    .bind(name)
+    .fetch_all(&mut *admin)
+    .await?;
+    for id in &ids {
+        // One may end by itself meanwhile.
+        let _ = sqlx::query(&format!("KILL CONNECTION {id}"))
+            .execute(&mut *admin)
+            .await;
+    }
+    Ok(ids.len())
+}
+
 impl Default for TestDatabase {
     fn default() -> Self {
         Self::new()
@@ -122,18 +156,7 @@ impl Drop for TestDatabase {
             // A connection still in a transaction on this database (a pool of
             // the failing test's, whose runtime is busy here) would hold DROP
             // DATABASE on its metadata lock forever: end those first.
-            let others: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-            )
-            .bind(&name)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-            for id in others {
-                let _ = sqlx::query(&format!("KILL CONNECTION {id}"))
-                    .execute(&mut conn)
-                    .await;
-            }
+            let _ = kill_connections_to(&mut conn, &name).await;
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
                 .execute(&mut conn)
                 .await;

@@ -22,11 +22,11 @@ use crate::metrics::Metrics;
 use crate::settings::{Settings, WriterSettings};
 use anyhow::Context;
 use chrono::Utc;
-use elkservice_core::amqp;
 use elkservice_core::event::{ERROR_HEADER, ROUTING_KEY_HEADER};
 use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
 use elkservice_core::StatusEvent;
+use elkservice_core::{amqp, db};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
@@ -35,7 +35,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation};
-use sqlx::{Connection, MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlPool};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
@@ -303,19 +303,10 @@ impl Consumer {
     /// back is dropped, and the next batch connects afresh.
     async fn apply(&self, events: &[StatusEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
         let mut conn = self.conn.lock().await;
-        if conn.is_none() {
-            let wait = self.pool.options().get_acquire_timeout();
-            let options = self.pool.connect_options();
-            let mut c = tokio::time::timeout(wait, MySqlConnection::connect_with(&options))
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            sqlx::query("SET autocommit = 0").execute(&mut c).await?;
-            *conn = Some(c);
-        }
-        let c = conn.as_mut().expect("just made");
+        let c = db::own_connection(&mut conn, &self.pool).await?;
         let result = apply_batch(c, events, self.settings.writer.auto_register).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *c).await.is_err() {
-            *conn = None;
+        if result.is_err() {
+            db::roll_back_or_drop(&mut conn).await;
         }
         result
     }

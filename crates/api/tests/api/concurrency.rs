@@ -173,28 +173,14 @@ async fn concurrent_puts_each_get_their_own_answer() {
 /// a new one.
 #[tokio::test]
 async fn puts_go_on_after_the_database_drops_the_connections() {
-    use sqlx::Connection;
     let app = spawn_app().await;
     let id = app.create("es", "normal").await["Id"].as_i64().unwrap();
     let body =
         |status: &str| json!({"Name": "es", "Status": status, "Running": true, "FailedCount": 0});
     assert_eq!(app.put_service(id, body("degraded")).await.status(), 200);
 
-    let mut admin = sqlx::MySqlConnection::connect(&elkservice_testkit::mysql_server_url())
-        .await
-        .unwrap();
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?")
-            .bind(&app.db.name)
-            .fetch_all(&mut admin)
-            .await
-            .unwrap();
-    assert!(ids.len() >= 2, "the pool's and the committer's: {ids:?}");
-    for connection in ids {
-        let _ = sqlx::query(&format!("KILL CONNECTION {connection}"))
-            .execute(&mut admin)
-            .await;
-    }
+    let killed = app.db.kill_connections().await;
+    assert!(killed >= 2, "the pool's and the committer's: {killed}");
     let res = app.put_service(id, body("normal")).await;
     assert_eq!(res.status(), 200);
     let row = app.get_json(&format!("/elkservice/{id}"), 200).await;

@@ -260,7 +260,6 @@ async fn sigterm_mid_stream_exits_0_and_a_restart_finishes_the_backlog() {
 /// drops it (a restart, a failover, `KILL`), the next batch connects again.
 #[tokio::test]
 async fn the_writer_goes_on_after_the_database_drops_its_connections() {
-    use sqlx::Connection;
     let h = Harness::new().await;
     let w = h.start_writer(h.settings()).await;
     let first: Vec<_> = (0..5)
@@ -269,21 +268,7 @@ async fn the_writer_goes_on_after_the_database_drops_its_connections() {
     h.publish(&first).await;
     h.wait_for_newest(&first, 20).await;
 
-    let mut admin = sqlx::MySqlConnection::connect(&mysql_server_url())
-        .await
-        .unwrap();
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?")
-            .bind(&h.db.name)
-            .fetch_all(&mut admin)
-            .await
-            .unwrap();
-    assert!(!ids.is_empty(), "the writer is connected");
-    for connection in ids {
-        let _ = sqlx::query(&format!("KILL CONNECTION {connection}"))
-            .execute(&mut admin)
-            .await;
-    }
+    assert!(h.db.kill_connections().await > 0, "the writer is connected");
 
     let then: Vec<_> = (0..5)
         .map(|i| event(&format!("kill-{i}"), Status::Down, 2))
