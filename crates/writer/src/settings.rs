@@ -42,7 +42,7 @@ const WRITER_DEFAULTS: &str = r#"
 listen = "127.0.0.1:9187"
 auto_register = true
 max_batch = 2000
-linger_ms = 50
+linger_ms = 100
 prefetch = 4000
 stale_after_secs = 90
 "#;
