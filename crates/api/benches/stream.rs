@@ -1,7 +1,8 @@
 //! Many Server-Sent Events clients on one api process: every client gets
 //! every change, how long a change takes to reach them (from the PUT's
 //! answer, i.e. its commit), the api's memory, and GET latency with and
-//! without the clients. Against the real MariaDB; the api runs as its own
+//! without the clients, and with the cores only kept busy at the clients'
+//! priority (a control). Against the real MariaDB; the api runs as its own
 //! process so that its memory is its own.
 //!
 //!     eval "$(scripts/services)"; cargo bench -p elkservice-api --bench stream
@@ -95,6 +96,14 @@ async fn get_latencies(api: &str, stop: Arc<AtomicBool>) -> Vec<f64> {
         .unwrap()
 }
 
+/// Run the calling thread only when nothing else wants the CPU.
+fn set_sched_idle() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // 0: the calling thread.
+    let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+}
+
 /// Between two timed GETs.
 const GET_PAUSE: Duration = Duration::from_millis(1);
 
@@ -185,12 +194,7 @@ async fn main() {
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .on_thread_start(|| {
-            let param = libc::sched_param { sched_priority: 0 };
-            // 0: the calling thread.
-            let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-            assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
-        })
+        .on_thread_start(set_sched_idle)
         .build()
         .unwrap();
     let received: Arc<Mutex<HashMap<i64, Vec<Instant>>>> = Default::default();
@@ -258,6 +262,26 @@ async fn main() {
     // The baseline again, the streams gone: the two baselines show how much
     // the machine's noise alone moves the figures.
     let (quiet_after, _) = gets_during_puts(&http, &api, changes, first_seq + changes as i64).await;
+    // And once more with both cores kept busy at SCHED_IDLE, as the clients
+    // kept them, but by threads that only spin: what the clients' mere
+    // presence on these cores costs a GET, apart from the api's work for them.
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let spinning = spinning.clone();
+            std::thread::spawn(move || {
+                set_sched_idle();
+                while spinning.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let (spun, _) = gets_during_puts(&http, &api, changes, first_seq + 2 * changes as i64).await;
+    spinning.store(false, Ordering::Relaxed);
+    for spinner in spinners {
+        spinner.join().unwrap();
+    }
     let mut lat: Vec<f64> = Vec::new();
     for (seq, times) in received.lock().unwrap().iter() {
         if let Some(at) = committed.get(seq) {
@@ -297,6 +321,7 @@ async fn main() {
         ("no stream open yet", &quiet),
         ("with the streams", &busy),
         ("the streams gone", &quiet_after),
+        ("idle-priority spin", &spun),
     ] {
         println!(
             "    {when:>18}: p50 {:.2} ms, p99 {:.2} ms ({} GETs)",
