@@ -347,7 +347,7 @@ impl Db {
         }
         history::insert(tx, &transitions).await?;
         let first = feed::record(tx, &entries).await?;
-        sqlx::query("COMMIT").execute(&mut *tx).await?;
+        db::commit(tx).await?;
         for (seq, entry) in (first..).zip(&entries) {
             self.remember(seq, entry.service_id, entry.service.as_ref());
         }

@@ -90,6 +90,12 @@ pub async fn own_connection<'a>(
     Ok(slot.as_mut().expect("just made"))
 }
 
+/// Commit the transaction open on [`own_connection`]'s connection (with
+/// autocommit off, nothing else ends it).
+pub async fn commit(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("COMMIT").execute(conn).await.map(drop)
+}
+
 /// End the failed transaction on [`own_connection`]'s connection; one that
 /// cannot even roll back is dropped, and the next use connects afresh.
 pub async fn roll_back_or_drop(slot: &mut Option<MySqlConnection>) {

@@ -14,6 +14,7 @@
 //! which live with the tables in `elkservice_core::store::observations`.
 
 use chrono::{DateTime, Utc};
+use elkservice_core::db;
 use elkservice_core::store::feed::{self, ChangeKind, NewChange};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
 use elkservice_core::store::{history, stored_time, HistoryRow};
@@ -202,7 +203,7 @@ pub async fn apply_batch(
     }
     let Some(updated_at) = locked_at else {
         // No row to apply anything to.
-        commit(tx).await?;
+        db::commit(tx).await?;
         return Ok(plan(&current, &deleted, events).outcomes);
     };
 
@@ -212,12 +213,8 @@ pub async fn apply_batch(
     let created: Vec<&Current> = created.iter().map(|n| &current[*n]).collect();
     let entries = feed_entries(&current, &plan, &created, updated_at);
     feed::record(tx, &entries).await?;
-    commit(tx).await?;
+    db::commit(tx).await?;
     Ok(plan.outcomes)
-}
-
-async fn commit(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("COMMIT").execute(conn).await.map(drop)
 }
 
 /// The feed entries of a batch: a creation for each row it registered, then

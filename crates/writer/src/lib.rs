@@ -88,6 +88,7 @@ impl Writer {
         });
         let consumer = Consumer::new(self.settings, pool.clone(), self.metrics, health);
         consumer.run(shutdown).await;
+        // With it goes the writer's own connection, before the pool closes.
         drop(consumer);
         pinger.abort();
         if let Some(task) = staleness {
