@@ -214,8 +214,10 @@ impl ReadModel {
     }
 
     /// The whole table as of feed position `seq` (read in one snapshot).
+    /// A write of this process committed after the snapshot (a request that
+    /// came while it was read) is kept: its caller may read it back at once.
     pub(crate) fn load(&self, seq: i64, rows: Vec<Service>, read_at: Instant) {
-        let rows = rows
+        let mut rows: BTreeMap<i64, Slot> = rows
             .into_iter()
             .map(|s| {
                 let id = s.id;
@@ -223,7 +225,11 @@ impl ReadModel {
                 (id, Slot { seq, row })
             })
             .collect();
-        *self.write() = State { rows, seq };
+        let mut state = self.write();
+        let before = std::mem::take(&mut state.rows);
+        rows.extend(before.into_iter().filter(|(_, slot)| slot.seq > seq));
+        *state = State { rows, seq };
+        drop(state);
         self.caught_up(read_at);
     }
 
@@ -309,5 +315,51 @@ impl ReadModel {
                 slot.row = Some(row);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elkservice_core::{ServiceName, Status};
+
+    fn service(id: i64, name: &str) -> Service {
+        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Service {
+            id,
+            name: ServiceName::parse(name).unwrap(),
+            status: Status::Normal,
+            running: true,
+            failed_count: 0,
+            detail: None,
+            status_changed_at: None,
+            last_checked_at: None,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn name_of(model: &ReadModel, id: i64) -> Option<String> {
+        match model.get(id) {
+            Lookup::Found(row) => Some(row.service.name.as_str().to_owned()),
+            Lookup::Missing => None,
+            Lookup::Behind => panic!("the model is loaded and fresh"),
+        }
+    }
+
+    #[test]
+    fn a_load_keeps_the_writes_of_this_process_committed_after_its_snapshot() {
+        let model = ReadModel::new(Duration::from_secs(60));
+        // While the first snapshot (as of Seq 4) is being read, this process
+        // edits row 1 (Seq 3, which the snapshot holds), creates row 2 (Seq 5)
+        // and deletes row 3 (Seq 6).
+        model.apply_own(3, 1, Some(&service(1, "edited")));
+        model.apply_own(5, 2, Some(&service(2, "created")));
+        model.apply_own(6, 3, None);
+        let snapshot = vec![service(1, "as-read"), service(3, "deleted-later")];
+        model.load(4, snapshot, Instant::now());
+        assert_eq!(name_of(&model, 1).as_deref(), Some("as-read"));
+        assert_eq!(name_of(&model, 2).as_deref(), Some("created"));
+        assert_eq!(name_of(&model, 3), None);
     }
 }
