@@ -9,7 +9,7 @@ use crate::pacer::Pacer;
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
 use elkservice_core::store::services::{self, CheckTimes};
-use elkservice_core::Service;
+use elkservice_core::{db, Service};
 use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
 use std::rc::Rc;
@@ -95,24 +95,37 @@ impl FeedHub {
         let mut refreshed = Instant::now();
         // Said once per spell of failures, not on every tick.
         let mut load_failed = false;
+        // A connection of the reader's own, not the pool's: while the model
+        // is behind, reads go to the database through the pool, and the
+        // reader, which brings the model back, must not queue behind them.
+        // Dropped after a failure (the next tick connects again) and while
+        // nobody listens.
+        let mut own: Option<MySqlConnection> = None;
         loop {
             let idle = self.last.receiver_count() == 0 && self.entries.receiver_count() == 0;
             if model.is_none() && idle {
                 cursor = None;
+                own = None;
                 self.wake.notified().await;
             }
             tick.tick().await;
             let started = Instant::now();
-            let Ok(mut conn) = pool.acquire().await else {
+            if own.is_none() {
+                own = db::connect_like(&pool).await.ok();
+            }
+            let Some(conn) = own.as_mut() else {
                 continue;
             };
             let seq = match (cursor, &model) {
                 // Listeners read what came before from the database themselves.
-                (None, None) => match feed::last_seq(&mut conn).await {
+                (None, None) => match feed::last_seq(conn).await {
                     Ok(seq) => seq,
-                    Err(_) => continue,
+                    Err(_) => {
+                        own = None;
+                        continue;
+                    }
                 },
-                (None, Some(model)) => match snapshot(&mut conn).await {
+                (None, Some(model)) => match snapshot(conn).await {
                     Ok((seq, rows)) => {
                         model.load(seq, rows, started);
                         load_failed = false;
@@ -123,12 +136,14 @@ impl FeedHub {
                             tracing::warn!(error = %e,
                                 "cannot load the read model; reads go to the database");
                         }
+                        own = None;
                         continue;
                     }
                 },
                 (Some(from), _) => {
                     let refresh = model.is_some() && refreshed.elapsed() >= REFRESH;
-                    let Ok((batch, checked)) = follow(&mut conn, from, refresh).await else {
+                    let Ok((batch, checked)) = follow(conn, from, refresh).await else {
+                        own = None;
                         continue;
                     };
                     let complete = batch.len() < READ as usize;
