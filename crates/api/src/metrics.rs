@@ -1,8 +1,10 @@
 //! The api's Prometheus metrics: requests by method, route and status,
 //! latency, and the database pool's use.
 
+use crate::model::ReadModel;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 use sqlx::MySqlPool;
 use std::time::Duration;
@@ -16,6 +18,10 @@ pub struct Metrics {
     /// Reads of rows by where they were answered from.
     from_memory: IntCounter,
     from_database: IntCounter,
+    /// Reads waiting for a late read model to catch up.
+    pub waiting_for_model: IntGauge,
+    /// How long ago the read model's last complete read of the feed began.
+    model_lag: Gauge,
     /// PUTs per group commit.
     pub put_group: Histogram,
 }
@@ -58,6 +64,16 @@ impl Metrics {
         .expect("valid metric");
         let from_memory = reads.with_label_values(&["memory"]);
         let from_database = reads.with_label_values(&["database"]);
+        let waiting_for_model = IntGauge::new(
+            "reads_waiting_for_model",
+            "Reads waiting for the read model to catch up with the feed",
+        )
+        .expect("valid metric");
+        let model_lag = Gauge::new(
+            "read_model_lag_seconds",
+            "How long ago the read model's last complete read of the change feed began",
+        )
+        .expect("valid metric");
         let put_group = Histogram::with_opts(
             HistogramOpts::new("put_group_commit_size", "PUTs committed together")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
@@ -70,6 +86,8 @@ impl Metrics {
             Box::new(pool_idle.clone()),
             Box::new(pool_max_gauge),
             Box::new(reads),
+            Box::new(waiting_for_model.clone()),
+            Box::new(model_lag.clone()),
             Box::new(put_group.clone()),
         ] {
             registry.register(m).expect("metric registered once");
@@ -82,6 +100,8 @@ impl Metrics {
             pool_idle,
             from_memory,
             from_database,
+            waiting_for_model,
+            model_lag,
             put_group,
         }
     }
@@ -105,10 +125,13 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the pool gauges read now.
-    pub fn render(&self, pool: &MySqlPool) -> String {
+    /// The text exposition, with the pool's gauges and the model's lag read now.
+    pub fn render(&self, pool: &MySqlPool, model: Option<&ReadModel>) -> String {
         self.pool_size.set(pool.size().into());
         self.pool_idle.set(pool.num_idle() as i64);
+        if let Some(lag) = model.and_then(ReadModel::lag) {
+            self.model_lag.set(lag.as_secs_f64());
+        }
         elkservice_core::ops::render(&self.registry)
     }
 }

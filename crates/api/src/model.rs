@@ -6,7 +6,10 @@
 //! - a read is answered from memory only while the model is at most
 //!   `api.read_model_max_lag_ms` behind the database (it reflects every
 //!   change committed before the start of its last complete read of the
-//!   feed); otherwise, and before the first load, from the database;
+//!   feed). A model behind by less than twice that makes a read wait, up to
+//!   `read_model_max_lag_ms`, for the reader to bring it back; further
+//!   behind, after such a wait, and before the first load, reads go to the
+//!   database;
 //! - a write through this process is in the model before its response is
 //!   sent, so its caller reads it back at once;
 //! - `LastCheckedAt` and `UpdatedAt` also move without a feed entry, when a
@@ -29,6 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// The row's strong entity tag: a digest of its JSON, so it changes whenever
 /// anything a client sees changes.
@@ -127,6 +131,8 @@ pub struct ReadModel {
     /// finds nothing new takes no lock that readers would wait for.
     fresh_at: AtomicU64,
     born: Instant,
+    /// Rung each time `fresh_at` moves, for reads waiting in [`Self::catch_up`].
+    moved: Notify,
 }
 
 impl ReadModel {
@@ -136,6 +142,7 @@ impl ReadModel {
             state: RwLock::default(),
             fresh_at: AtomicU64::new(0),
             born: Instant::now(),
+            moved: Notify::new(),
         }
     }
 
@@ -145,6 +152,7 @@ impl ReadModel {
     fn caught_up(&self, at: Instant) {
         let us = at.saturating_duration_since(self.born).as_micros() as u64 + 1;
         self.fresh_at.fetch_max(us, Ordering::Release);
+        self.moved.notify_waiters();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -155,10 +163,47 @@ impl ReadModel {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fresh(&self) -> bool {
+    /// How long ago the last complete read of the feed began; None before
+    /// the first load.
+    pub fn lag(&self) -> Option<Duration> {
         match self.fresh_at.load(Ordering::Acquire) {
-            0 => false,
-            us => (self.born + Duration::from_micros(us - 1)).elapsed() <= self.max_lag,
+            0 => None,
+            us => Some((self.born + Duration::from_micros(us - 1)).elapsed()),
+        }
+    }
+
+    fn fresh(&self) -> bool {
+        self.lag().is_some_and(|lag| lag <= self.max_lag)
+    }
+
+    /// Whether a read should wait in [`Self::catch_up`]: the model is behind,
+    /// but only lately (by less than `max_lag` beyond its bound).
+    pub fn lately_behind(&self) -> bool {
+        self.lag()
+            .is_some_and(|lag| lag > self.max_lag && lag <= 2 * self.max_lag)
+    }
+
+    /// Wait, at most `max_lag`, for the model to be fresh again. A model that
+    /// fell behind only lately has met a slow read of the feed (the database
+    /// starved of CPU, say): the reader's next read brings it back, and every
+    /// waiting read is then answered from memory, instead of each sending a
+    /// query of its own to the slow database, which would only queue there
+    /// and behind which the reader would wait in turn. Longer behind (the
+    /// database gone), reads go to the database at once, as before the first
+    /// load.
+    pub async fn catch_up(&self) {
+        let deadline = tokio::time::Instant::now() + self.max_lag;
+        loop {
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            // Registered before the check: a move in between is not missed.
+            moved.as_mut().enable();
+            if self.fresh() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                return;
+            }
         }
     }
 

@@ -171,3 +171,53 @@ async fn the_model_answers_as_the_database_does() {
         "reads from memory: {from_memory}, from the database: {from_database}"
     );
 }
+
+/// A model that fell behind only lately (here its reader is held up by a
+/// lock on the feed's table) makes a read wait for the reader rather than
+/// send it to the database; the reader's next read answers it from memory,
+/// with what was committed before the read came.
+#[tokio::test]
+async fn a_read_waits_for_a_late_model_instead_of_going_to_the_database() {
+    let app = spawn_app_with(|s| s.api.read_model_max_lag_ms = 1000).await;
+    let id = app.create("es", "normal").await["Id"].as_i64().unwrap();
+    let path = format!("/elkservice/{id}");
+    let metric = |name: &str| app.metric(format!("elkservice_api_{name}"));
+    eventually(5, "a read from memory", || async {
+        get(&app, &path).await;
+        (metric("row_reads_total{source=\"memory\"}").await > 0.0).then_some(())
+    })
+    .await;
+
+    let mut lock = app.db.connect().await;
+    sqlx::query("LOCK TABLES elkservice_change WRITE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    eventually(5, "the model to fall behind", || async {
+        (metric("read_model_lag_seconds").await > 1.0).then_some(())
+    })
+    .await;
+    let from_database = metric("row_reads_total{source=\"database\"}").await;
+    let read = tokio::spawn({
+        let (client, url) = (reqwest::Client::new(), app.url(&path));
+        async move { client.get(url).send().await.unwrap() }
+    });
+    eventually(5, "the read to wait for the model", || async {
+        (metric("reads_waiting_for_model").await == 1.0).then_some(())
+    })
+    .await;
+    sqlx::query("UNLOCK TABLES")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+
+    let res = read.await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["Name"], "es");
+    assert_eq!(metric("reads_waiting_for_model").await, 0.0);
+    assert_eq!(
+        metric("row_reads_total{source=\"database\"}").await,
+        from_database,
+        "no read went to the database"
+    );
+}

@@ -13,7 +13,7 @@ pub mod lenient;
 use crate::auth::{Authorized, ReadAccess};
 use crate::error::{ApiError, ErrorBody};
 use crate::listing::{self, ListParams, Listing};
-use crate::model::Lookup;
+use crate::model::{Lookup, ReadModel};
 use crate::precondition::{etag, IfMatch};
 use crate::state::AppState;
 use crate::writes::{not_found, Edit};
@@ -25,6 +25,7 @@ use elkservice_core::store::feed;
 use elkservice_core::store::history;
 use elkservice_core::store::services::{self as rows, RowValues};
 use elkservice_core::{Service, ServiceEvent, Status};
+use prometheus::IntGauge;
 
 fn check_detail(detail: &Option<String>) -> Result<(), ApiError> {
     match detail {
@@ -43,6 +44,25 @@ fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
     response
 }
 
+/// The read model, once it has caught up if it fell behind only lately (see
+/// [`ReadModel::catch_up`]); the reads waiting meanwhile are counted.
+async fn caught_up_model(state: &AppState) -> Option<&ReadModel> {
+    let model = state.model.as_deref()?;
+    if model.lately_behind() {
+        struct Waiting<'a>(&'a IntGauge);
+        impl Drop for Waiting<'_> {
+            // Also when the client goes away mid-wait.
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        state.metrics.waiting_for_model.inc();
+        let _waiting = Waiting(&state.metrics.waiting_for_model);
+        model.catch_up().await;
+    }
+    Some(model)
+}
+
 /// List services, filtered, sorted and paged with Beego's GetAll parameters.
 #[utoipa::path(get, path = "/elkservice", tag = "elkservice", params(ListParams),
     responses(
@@ -59,7 +79,12 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let listing = Listing::parse(&params).map_err(ApiError::BadRequest)?;
-    let page = state.model.as_ref().and_then(|m| m.list(&listing));
+    let model = if listing.in_memory() {
+        caught_up_model(&state).await
+    } else {
+        None
+    };
+    let page = model.and_then(|m| m.list(&listing));
     state.metrics.read(page.is_some());
     if let Some(page) = page {
         let body = page.json(&listing);
@@ -150,7 +175,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let lookup = state.model.as_ref().map(|m| m.get(id));
+    let lookup = caught_up_model(&state).await.map(|m| m.get(id));
     state
         .metrics
         .read(matches!(lookup, Some(Lookup::Found(_) | Lookup::Missing)));
