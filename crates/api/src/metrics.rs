@@ -1,5 +1,5 @@
 //! The api's Prometheus metrics: requests by method, route and status,
-//! latency, and the database pool's use.
+//! latency, the database pool's use, and how reads meet the read model.
 
 use crate::model::ReadModel;
 use prometheus::{
