@@ -44,23 +44,30 @@ fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
     response
 }
 
-/// The read model, once it has caught up if it fell behind only lately (see
-/// [`ReadModel::catch_up`]); the reads waiting meanwhile are counted.
-async fn caught_up_model(state: &AppState) -> Option<&ReadModel> {
+/// What `read` answers from the read model (None: the model cannot answer).
+/// When the model is behind, but only lately, `read` is tried once more
+/// after waiting for it to catch up ([`ReadModel::catch_up`]), the wait
+/// counted; a fresh model costs no more than the read itself.
+async fn from_model<T>(state: &AppState, read: impl Fn(&ReadModel) -> Option<T>) -> Option<T> {
     let model = state.model.as_deref()?;
-    if model.lately_behind() {
-        struct Waiting<'a>(&'a IntGauge);
-        impl Drop for Waiting<'_> {
-            // Also when the client goes away mid-wait.
-            fn drop(&mut self) {
-                self.0.dec();
-            }
-        }
-        state.metrics.waiting_for_model.inc();
-        let _waiting = Waiting(&state.metrics.waiting_for_model);
-        model.catch_up().await;
+    if let Some(answer) = read(model) {
+        return Some(answer);
     }
-    Some(model)
+    if !model.lately_behind() {
+        return None;
+    }
+    struct Waiting<'a>(&'a IntGauge);
+    impl Drop for Waiting<'_> {
+        // Also when the client goes away mid-wait.
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    state.metrics.waiting_for_model.inc();
+    let waiting = Waiting(&state.metrics.waiting_for_model);
+    model.catch_up().await;
+    drop(waiting);
+    read(model)
 }
 
 /// List services, filtered, sorted and paged with Beego's GetAll parameters.
@@ -79,12 +86,12 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let listing = Listing::parse(&params).map_err(ApiError::BadRequest)?;
-    let model = if listing.in_memory() {
-        caught_up_model(&state).await
+    // A listing that needs the database's collations does not wait for the model.
+    let page = if listing.in_memory() {
+        from_model(&state, |m| m.list(&listing)).await
     } else {
         None
     };
-    let page = model.and_then(|m| m.list(&listing));
     state.metrics.read(page.is_some());
     if let Some(page) = page {
         let body = page.json(&listing);
@@ -175,10 +182,12 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let lookup = caught_up_model(&state).await.map(|m| m.get(id));
-    state
-        .metrics
-        .read(matches!(lookup, Some(Lookup::Found(_) | Lookup::Missing)));
+    let lookup = from_model(&state, |m| match m.get(id) {
+        Lookup::Behind => None,
+        known => Some(known),
+    })
+    .await;
+    state.metrics.read(lookup.is_some());
     match lookup {
         Some(Lookup::Found(row)) => {
             return Ok(HttpResponse::Ok()
