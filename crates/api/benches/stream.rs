@@ -7,7 +7,8 @@
 //!
 //!     eval "$(scripts/services)"; cargo bench -p elkservice-api --bench stream
 //!
-//! BENCH_CLIENTS (1000), BENCH_CHANGES (200).
+//! BENCH_CLIENTS (1000), BENCH_CHANGES (500: about 5,000 GETs a phase, so
+//! that a p99 is not one or two slow GETs).
 
 use elkservice_testkit::{eventually, free_port, program, TestDatabase};
 use serde_json::json;
@@ -37,7 +38,12 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// CPU time the process has used, user and system, in ms.
 fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    cpu_ms_of(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// CPU time, user and system, in ms, from a `stat` file of /proc.
+fn cpu_ms_of(path: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // The fields after the command's closing parenthesis; utime and stime
     // are the 14th and 15th of the line, in clock ticks (100 a second).
     let fields: Vec<&str> = stat
@@ -96,12 +102,61 @@ async fn get_latencies(api: &str, stop: Arc<AtomicBool>) -> Vec<f64> {
         .unwrap()
 }
 
+/// CPU time this process's threads named `name` have used, in ms.
+fn threads_cpu_ms(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .map(|t| cpu_ms_of(&t.path().join("stat")))
+        .sum()
+}
+
 /// Run the calling thread only when nothing else wants the CPU.
 fn set_sched_idle() {
     let param = libc::sched_param { sched_priority: 0 };
     // 0: the calling thread.
     let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// The name of the clients' threads, whose CPU time the bench reads.
+const CLIENT_THREAD: &str = "sse-client";
+
+/// Run `run` while two threads at SCHED_IDLE keep the cores busy `duty` of
+/// every millisecond (all of it at 1.0).
+async fn with_idle_load<F: std::future::Future>(duty: f64, run: impl FnOnce() -> F) -> F::Output {
+    const CYCLE: Duration = Duration::from_millis(1);
+    let on = Arc::new(AtomicBool::new(true));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let on = on.clone();
+            std::thread::spawn(move || {
+                set_sched_idle();
+                let busy = CYCLE.mul_f64(duty);
+                let mut cycle = Instant::now();
+                while on.load(Ordering::Relaxed) {
+                    while cycle.elapsed() < busy {
+                        std::hint::spin_loop();
+                    }
+                    if let Some(rest) = CYCLE.checked_sub(cycle.elapsed()) {
+                        std::thread::sleep(rest);
+                    }
+                    cycle = Instant::now();
+                }
+            })
+        })
+        .collect();
+    let output = run().await;
+    on.store(false, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    output
 }
 
 /// Between two timed GETs.
@@ -152,7 +207,7 @@ async fn put_changes(
 #[tokio::main]
 async fn main() {
     let clients = env_num("BENCH_CLIENTS", 1000);
-    let changes = env_num("BENCH_CHANGES", 200);
+    let changes = env_num("BENCH_CHANGES", 500);
     let db = TestDatabase::new();
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
@@ -193,6 +248,7 @@ async fn main() {
     // own work on these two cores should not count as the api's latency.
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(CLIENT_THREAD)
         .enable_all()
         .on_thread_start(set_sched_idle)
         .build()
@@ -247,7 +303,11 @@ async fn main() {
     // GETs are measured.
     let first_seq = 2 + changes as i64;
     let cpu = cpu_ms(child.id());
+    let cpu_clients = threads_cpu_ms(CLIENT_THREAD);
+    let started = Instant::now();
     let (busy, committed) = gets_during_puts(&http, &api, changes, first_seq).await;
+    let busy_ms = started.elapsed().as_secs_f64() * 1e3;
+    let cpu_clients = threads_cpu_ms(CLIENT_THREAD) - cpu_clients;
     let cpu_busy = cpu_ms(child.id()) - cpu;
     let mut complete = 0;
     for t in tasks {
@@ -265,23 +325,18 @@ async fn main() {
     // And once more with both cores kept busy at SCHED_IDLE, as the clients
     // kept them, but by threads that only spin: what the clients' mere
     // presence on these cores costs a GET, apart from the api's work for them.
-    let spinning = Arc::new(AtomicBool::new(true));
-    let spinners: Vec<_> = (0..2)
-        .map(|_| {
-            let spinning = spinning.clone();
-            std::thread::spawn(move || {
-                set_sched_idle();
-                while spinning.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        })
-        .collect();
-    let (spun, _) = gets_during_puts(&http, &api, changes, first_seq + 2 * changes as i64).await;
-    spinning.store(false, Ordering::Relaxed);
-    for spinner in spinners {
-        spinner.join().unwrap();
-    }
+    let (spun, _) = with_idle_load(1.0, || {
+        gets_during_puts(&http, &api, changes, first_seq + 2 * changes as i64)
+    })
+    .await;
+    // And with threads that keep the cores only as busy as the clients did
+    // (their CPU time over the run's, per core), in 1 ms cycles: the share of
+    // the effect that comes from the clients being on these cores.
+    let duty = (cpu_clients / (busy_ms * 2.0)).min(1.0);
+    let (matched, _) = with_idle_load(duty, || {
+        gets_during_puts(&http, &api, changes, first_seq + 3 * changes as i64)
+    })
+    .await;
     let mut lat: Vec<f64> = Vec::new();
     for (seq, times) in received.lock().unwrap().iter() {
         if let Some(at) = committed.get(seq) {
@@ -308,6 +363,12 @@ async fn main() {
         cpu_busy / changes as f64
     );
     println!(
+        "  the clients' CPU: {:.0} ms over the {:.0} ms with the streams ({:.0} % of each core)",
+        cpu_clients,
+        busy_ms,
+        duty * 100.0
+    );
+    println!(
         "  api RSS: {:.1} MiB idle, {:.1} MiB with the streams open, {:.1} MiB after",
         rss_idle as f64 / 1024.0,
         rss_streams as f64 / 1024.0,
@@ -322,6 +383,7 @@ async fn main() {
         ("with the streams", &busy),
         ("the streams gone", &quiet_after),
         ("idle-priority spin", &spun),
+        ("clients' CPU share", &matched),
     ] {
         println!(
             "    {when:>18}: p50 {:.2} ms, p99 {:.2} ms ({} GETs)",
@@ -330,6 +392,19 @@ async fn main() {
             gets.len()
         );
     }
+    // The noise: how far apart the phases with no work for streams in the
+    // api land, in this run (the spinner keeps the cores busier than the
+    // clients did, so it is left out).
+    let (low, high) = [&quiet, &quiet_after, &matched]
+        .iter()
+        .map(|gets| percentile(gets, 0.99))
+        .fold((f64::INFINITY, 0.0_f64), |(l, h), p| (l.min(p), h.max(p)));
+    let with = percentile(&busy, 0.99);
+    println!(
+        "  GET p99 with the streams {with:.2} ms; with no work for streams in the api \
+         {low:.2}–{high:.2} ms: {}",
+        if with <= high { "within" } else { "above" }
+    );
     let _ = child.kill();
     let _ = child.wait();
     client_runtime.shutdown_background();
