@@ -10,7 +10,7 @@
 //! BENCH_CLIENTS (1000), BENCH_CHANGES (500: about 5,000 GETs a phase, so
 //! that a p99 is not one or two slow GETs).
 
-use elkservice_testkit::{eventually, free_port, program, TestDatabase};
+use elkservice_testkit::{cpu_seconds, eventually, free_port, program, TestDatabase};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -43,20 +43,7 @@ fn cpu_ms(pid: u32) -> f64 {
 
 /// CPU time, user and system, in ms, from a `stat` file of /proc.
 fn cpu_ms_of(path: &std::path::Path) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // The fields after the command's closing parenthesis; utime and stime
-    // are the 14th and 15th of the line, in clock ticks (100 a second).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) * 10.0
+    cpu_seconds(path).unwrap_or(0.0) * 1e3
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

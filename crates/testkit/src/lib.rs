@@ -11,6 +11,18 @@
 use sqlx::{Connection, MySqlConnection};
 use std::future::Future;
 
+/// CPU time, user and system, in seconds, from a `stat` file of /proc (a
+/// process's or a thread's); None if it cannot be read. For benches that
+/// show what each party spent.
+pub fn cpu_seconds(stat: &std::path::Path) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // The fields after the command's closing parenthesis: utime and stime
+    // are the 12th and 13th of them, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// The server part of DATABASE_URL (default: local MariaDB as root), without a database.
 pub fn mysql_server_url() -> String {
     let url = std::env::var("DATABASE_URL")

@@ -23,7 +23,7 @@ use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::event::publish_properties;
 use elkservice_core::{ServiceName, Status, StatusEvent};
-use elkservice_testkit::{TestDatabase, TestVhost};
+use elkservice_testkit::{cpu_seconds, TestDatabase, TestVhost};
 use elkservice_writer::consumer::gather;
 use elkservice_writer::settings::{Settings, WriterSettings};
 use elkservice_writer::Writer;
@@ -50,13 +50,6 @@ struct CpuUse([Option<f64>; 3]);
 
 impl CpuUse {
     fn now() -> Self {
-        // utime + stime, in clock ticks (USER_HZ, 100 on Linux).
-        fn seconds(stat: &str) -> Option<f64> {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks: u64 =
-                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            Some(ticks as f64 / 100.0)
-        }
         // The server is the process of that name with the most CPU time (the
         // broker's command-line tools run a short-lived beam.smp of their own).
         fn by_name(name: &str) -> Option<f64> {
@@ -68,15 +61,14 @@ impl CpuUse {
                     if comm.trim_end() != name {
                         return None;
                     }
-                    seconds(&std::fs::read_to_string(entry.path().join("stat")).ok()?)
+                    cpu_seconds(&entry.path().join("stat"))
                 })
                 .max_by(f64::total_cmp)
         }
-        let this = std::fs::read_to_string("/proc/self/stat").ok();
         CpuUse([
             by_name("beam.smp"),
             by_name("mariadbd"),
-            this.as_deref().and_then(seconds),
+            cpu_seconds("/proc/self/stat".as_ref()),
         ])
     }
 
