@@ -116,9 +116,10 @@ impl FromRow<'_, MySqlRow> for Change {
 /// UpdatedAt), times in microseconds since the epoch, which is all that a
 /// `DATETIME(6)` keeps. It is 40 % of the size of the row's JSON object (118
 /// bytes against 293 with a short `Detail`), and the writer pays for every
-/// byte inside its transaction: with the object, its transactions took
-/// 3.3–3.6 s of a 100,000-event burst, with the array 2.7–3.1 s (the writer
-/// bench; README).
+/// byte inside its transaction: in the writer bench's live bursts of
+/// 100,000 events, its transactions took 3.0–3.6 s in all with the object
+/// and 2.6–3.2 s with the array, and MariaDB's CPU fell by about 0.1 s
+/// (README, "The writer").
 fn store_row(s: &Service) -> String {
     let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
     serde_json::to_string(&(
