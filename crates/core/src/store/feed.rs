@@ -12,9 +12,10 @@
 use super::columns::{name, optional_status, statement_chunks};
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
+use std::borrow::Cow;
 use utoipa::ToSchema;
 
 /// What kind of change an entry records.
@@ -93,19 +94,18 @@ impl FromRow<'_, MySqlRow> for Change {
             index: "service".into(),
             source: e,
         };
+        let (id, name) = (row.try_get("service_id")?, name(row)?);
         Ok(Change {
             seq: row.try_get("seq")?,
             kind: ChangeKind::parse(&kind)
                 .ok_or_else(|| decode(format!("kind {kind:?}").into()))?,
-            id: row.try_get("service_id")?,
-            name: name(row)?,
+            service: service
+                .map(|stored| load_row(id, name.clone(), &stored).map_err(decode))
+                .transpose()?,
+            id,
+            name,
             at: row.try_get("at")?,
             from_status: optional_status(row, "from_status")?,
-            service: service
-                .map(|stored| {
-                    load_row(row.try_get("service_id")?, name(row)?, &stored).map_err(decode)
-                })
-                .transpose()?,
         })
     }
 }
@@ -122,11 +122,11 @@ impl FromRow<'_, MySqlRow> for Change {
 /// (README, "The writer").
 fn store_row(s: &Service) -> String {
     let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
-    serde_json::to_string(&(
+    serde_json::to_string(&StoredRow(
         s.status,
         s.running,
         s.failed_count,
-        &s.detail,
+        s.detail.as_deref().map(Cow::Borrowed),
         micros(s.status_changed_at),
         micros(s.last_checked_at),
         s.created_at.timestamp_micros(),
@@ -135,11 +135,13 @@ fn store_row(s: &Service) -> String {
     .expect("a row serialises")
 }
 
-type StoredRow = (
+/// The stored form's fields, in order; a tuple struct is a JSON array.
+#[derive(Serialize, Deserialize)]
+struct StoredRow<'a>(
     Status,
     bool,
     u32,
-    Option<String>,
+    Option<Cow<'a, str>>,
     Option<i64>,
     Option<i64>,
     i64,
@@ -157,7 +159,7 @@ fn load_row(
     if !stored.starts_with('[') {
         return Ok(serde_json::from_str(stored)?);
     }
-    let (status, running, failed_count, detail, changed, checked, created, updated): StoredRow =
+    let StoredRow(status, running, failed_count, detail, changed, checked, created, updated) =
         serde_json::from_str(stored)?;
     let time = |micros: i64| {
         DateTime::from_timestamp_micros(micros).ok_or(format!("time {micros} out of range"))
@@ -168,7 +170,7 @@ fn load_row(
         status,
         running,
         failed_count,
-        detail,
+        detail: detail.map(Cow::into_owned),
         status_changed_at: changed.map(time).transpose()?,
         last_checked_at: checked.map(time).transpose()?,
         created_at: time(created)?,
