@@ -121,8 +121,8 @@ fn set_sched_idle() {
 /// process may (root, or `CAP_SYS_NICE`); false where it may not. The thread
 /// that times the GETs stands for a client on another machine: at the
 /// priority of the api's own threads it also waits for a CPU that the api
-/// holds while it writes to its streams (`perf sched`: most of the slow GETs
-/// were the timing thread itself waiting to run), and that wait is the
+/// holds while it writes to its streams (`perf sched`: most of the long waits
+/// behind those writes were the timing thread's own), and that wait is the
 /// bench's, not the api's.
 fn set_real_time() -> bool {
     let param = libc::sched_param { sched_priority: 1 };
