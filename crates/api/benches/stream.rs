@@ -118,7 +118,8 @@ fn set_sched_idle() {
 }
 
 /// Run the calling thread before any other that wants its CPU, where this
-/// process may (root, or `CAP_SYS_NICE`); false where it may not. The thread
+/// process may (root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` of at least 1);
+/// false where it may not. The thread
 /// that times the GETs stands for a client on another machine: at the
 /// priority of the api's own threads it also waits for a CPU that the api
 /// holds while it writes to its streams (`perf sched`: most of the long waits
