@@ -109,26 +109,32 @@ fn threads_cpu_ms(name: &str) -> f64 {
         .sum()
 }
 
+/// Put the calling thread under the scheduling `policy` at `priority`.
+fn set_scheduler(policy: libc::c_int, priority: libc::c_int) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // 0: the calling thread.
+    match unsafe { libc::sched_setscheduler(0, policy, &param) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// Run the calling thread only when nothing else wants the CPU.
 fn set_sched_idle() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // 0: the calling thread.
-    let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    set_scheduler(libc::SCHED_IDLE, 0).expect("SCHED_IDLE needs no privilege");
 }
 
 /// Run the calling thread before any other that wants its CPU, where this
 /// process may (root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` of at least 1);
-/// false where it may not. The thread
-/// that times the GETs stands for a client on another machine: at the
-/// priority of the api's own threads it also waits for a CPU that the api
-/// holds while it writes to its streams (`perf sched`: most of the long waits
-/// behind those writes were the timing thread's own), and that wait is the
-/// bench's, not the api's.
+/// false where it may not. The thread that times the GETs stands for a
+/// client on another machine: at the priority of the api's own threads it
+/// also waits for a CPU that the api holds while it writes to its streams
+/// (`perf sched`: most of the long waits behind those writes were the timing
+/// thread's own), and that wait is the bench's, not the api's.
 fn set_real_time() -> bool {
-    let param = libc::sched_param { sched_priority: 1 };
-    // 0: the calling thread.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    set_scheduler(libc::SCHED_FIFO, 1).is_ok()
 }
 
 /// Set when the GETs could not be timed at real-time priority.
