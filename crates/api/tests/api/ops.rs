@@ -94,7 +94,10 @@ async fn every_response_carries_a_request_id() {
     let b = app.get("/healthz").send().await.unwrap();
     let (a, b) = (&a.headers()["x-request-id"], &b.headers()["x-request-id"]);
     assert_ne!(a, b);
-    assert_eq!(a.len(), 36, "a UUID");
+    for id in [a, b] {
+        let id = uuid::Uuid::parse_str(id.to_str().unwrap()).expect("a UUID");
+        assert_eq!(id.get_version(), Some(uuid::Version::Random));
+    }
     let res = app
         .get("/nope")
         .header("x-request-id", "trace-abc-123")
