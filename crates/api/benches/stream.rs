@@ -470,11 +470,13 @@ async fn main() {
         "  the clients' CPU: {clients_cpu:.0} ms over the {busy_ms:.0} ms with the streams ({:.0} % of each core)",
         duty * 100.0
     );
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+    let open: Vec<String> = with.iter().map(|p| mib(p.rss_open)).collect();
     println!(
-        "  api RSS: {:.1} MiB idle, up to {:.1} MiB with the streams open, {:.1} MiB after",
-        rss_idle as f64 / 1024.0,
-        with.iter().map(|p| p.rss_open).max().unwrap_or(0) as f64 / 1024.0,
-        rss_after as f64 / 1024.0
+        "  api RSS: {} MiB idle; {} MiB with the streams open (each phase); {} MiB after",
+        mib(rss_idle),
+        open.join(", "),
+        mib(rss_after)
     );
     println!(
         "  GET /elkservice/1 while the PUTs run, one every {} ms, phases in order:",
