@@ -399,7 +399,8 @@ async fn main() {
         .build()
         .unwrap();
 
-    // Seq 1 is the creation; each PUT is one entry after it.
+    // The first Seq of the next phase's PUTs: Seq 1 is the creation, and each
+    // phase's `changes` PUTs are one entry each.
     let mut next_seq = 2;
     let mut seqs = || {
         next_seq += changes as i64;
