@@ -444,7 +444,10 @@ async fn main() {
         .await
         .0;
 
-    let mut delivery: Vec<f64> = with.iter().flat_map(|p| p.delivery.clone()).collect();
+    let mut delivery: Vec<f64> = with
+        .iter()
+        .flat_map(|p| p.delivery.iter().copied())
+        .collect();
     delivery.sort_by(f64::total_cmp);
     let complete: Vec<String> = with.iter().map(|p| p.complete.to_string()).collect();
     println!(
