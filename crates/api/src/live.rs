@@ -178,6 +178,12 @@ impl FeedHub {
         let _ = tokio::time::timeout(timeout, rx.wait_for(|last| *last > since)).await;
     }
 
+    /// Server-Sent Events streams open on this process: each holds one
+    /// receiver of the broadcast, and nothing else does.
+    pub fn streams(&self) -> usize {
+        self.entries.receiver_count()
+    }
+
     /// This worker's [`Pacer`] for this feed, which wakes its streams.
     pub fn pacer(&self) -> Rc<Pacer> {
         Pacer::for_this_worker(self.id, || self.last.subscribe())

@@ -1,5 +1,6 @@
 //! The api's Prometheus metrics: requests by method, route and status,
-//! latency, the database pool's use, and how reads meet the read model.
+//! latency, the database pool's use, how reads meet the read model, and the
+//! streams open.
 
 use crate::model::ReadModel;
 use prometheus::{
@@ -24,6 +25,7 @@ pub struct Metrics {
     model_lag: Gauge,
     /// PUTs per group commit.
     pub put_group: Histogram,
+    streams: IntGauge,
 }
 
 impl Metrics {
@@ -74,6 +76,11 @@ impl Metrics {
             "How long ago the read model's last complete read of the change feed began",
         )
         .expect("valid metric");
+        let streams = IntGauge::new(
+            "streams_open",
+            "Server-Sent Events streams (GET /elkservice/stream) open now",
+        )
+        .expect("valid metric");
         let put_group = Histogram::with_opts(
             HistogramOpts::new("put_group_commit_size", "PUTs committed together")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
@@ -89,6 +96,7 @@ impl Metrics {
             Box::new(waiting_for_model.clone()),
             Box::new(model_lag.clone()),
             Box::new(put_group.clone()),
+            Box::new(streams.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -103,6 +111,7 @@ impl Metrics {
             waiting_for_model,
             model_lag,
             put_group,
+            streams,
         }
     }
 
@@ -125,8 +134,10 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the pool's gauges and the model's lag read now.
-    pub fn render(&self, pool: &MySqlPool, model: Option<&ReadModel>) -> String {
+    /// The text exposition, with the pool's gauges, the model's lag and the
+    /// streams open read now.
+    pub fn render(&self, pool: &MySqlPool, model: Option<&ReadModel>, streams: usize) -> String {
+        self.streams.set(streams as i64);
         self.pool_size.set(pool.size().into());
         self.pool_idle.set(pool.num_idle() as i64);
         if let Some(lag) = model.and_then(ReadModel::lag) {

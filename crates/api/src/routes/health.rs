@@ -34,11 +34,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics: requests by route and status, latency, database pool use,
-/// where reads were answered and how far behind the read model is.
+/// where reads were answered, how far behind the read model is, and the
+/// Server-Sent Events streams open.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&state.pool, state.model.as_deref()))
+        .body(
+            state
+                .metrics
+                .render(&state.pool, state.model.as_deref(), state.feed.streams()),
+        )
 }

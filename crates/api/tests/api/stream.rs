@@ -124,6 +124,36 @@ async fn without_a_cursor_the_stream_starts_from_now_and_keeps_alive() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_is_let_go_at_once_not_at_the_next_heartbeat() {
+    let app = spawn_app().await;
+    let open = || app.metric("elkservice_api_streams_open".into());
+    let mut staying = Events::open(&app, "", None).await;
+    let mut leaving = Events::open(&app, "", None).await;
+    for events in [&mut staying, &mut leaving] {
+        match events.next(10).await {
+            Frame::Comment(text) => assert_eq!(text, "connected"),
+            other => panic!("expected the greeting, got {other:?}"),
+        }
+    }
+    assert_eq!(open().await, 2.0);
+    // The client closes its connection while the feed is quiet: nothing is
+    // written to it that could fail, and the heartbeat is 15 s away.
+    drop(leaving);
+    elkservice_testkit::eventually(5, "the api to let the stream go", || async {
+        (open().await == 1.0).then_some(())
+    })
+    .await;
+    // The other stream is untouched.
+    app.create("after", "normal").await;
+    let (_, event, data) = staying.entry().await;
+    assert_eq!(
+        (event.as_str(), data["Name"].as_str()),
+        ("created", Some("after"))
+    );
+    assert_eq!(open().await, 1.0);
+}
+
+#[tokio::test]
 async fn a_bad_cursor_is_400() {
     let app = spawn_app().await;
     for query in ["?since=x", "?since=-2", "?nope=1"] {
