@@ -186,3 +186,52 @@ async fn puts_go_on_after_the_database_drops_the_connections() {
     let row = app.get_json(&format!("/elkservice/{id}"), 200).await;
     assert_eq!(row["Status"], "normal");
 }
+
+/// A PUT commits whole or not at all: when the database refuses a statement
+/// after the row's update (here the history row, by a rule of the
+/// operator's own), the row, its history and the feed stay as they were,
+/// and the next PUT is committed as usual.
+#[tokio::test]
+async fn a_put_refused_part_way_through_changes_nothing() {
+    let app = spawn_app().await;
+    let id = app.create("es", "normal").await["Id"].as_i64().unwrap();
+    let mut conn = app.db.connect().await;
+    sqlx::query(
+        "ALTER TABLE elkservice_event ADD CONSTRAINT no_degraded CHECK (status <> 'degraded')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let body =
+        |status: &str| json!({"Name": "es", "Status": status, "Running": true, "FailedCount": 0});
+    let feed = || async {
+        app.get_json("/elkservice/changes?limit=100", 200)
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let entries = feed().await;
+
+    let res = app.put_service(id, body("degraded")).await;
+    assert_error(res, 500).await;
+    assert_eq!(app.rows().await, [(id, "es".into(), "normal".into())]);
+    let row = app.get_json(&format!("/elkservice/{id}"), 200).await;
+    assert_eq!(row["Status"], "normal");
+    assert_eq!(feed().await, entries, "no feed entry for a refused PUT");
+
+    let res = app.put_service(id, body("down")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.rows().await, [(id, "es".into(), "down".into())]);
+    let history = app
+        .get_json(&format!("/elkservice/{id}/events?limit=10"), 200)
+        .await;
+    let statuses: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["down", "normal"]);
+    assert_eq!(feed().await, entries + 1);
+}

@@ -10,10 +10,11 @@
 //! become visible out of order, and a rollback leaves a hole).
 
 use super::columns::{name, optional_status, statement_chunks};
+use super::script::{Script, MAX_ROWS};
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::MySqlRow;
+use sqlx::mysql::{MySqlQueryResult, MySqlRow};
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
 use std::borrow::Cow;
 use utoipa::ToSchema;
@@ -213,6 +214,71 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
         q.build().execute(&mut *conn).await?;
     }
     Ok(first)
+}
+
+/// [`record`], as the last statements of `script` (before its `COMMIT`):
+/// returns where the entries' Seqs will be found in its results. The
+/// counter is then held only while the server runs the rest of the script,
+/// with no round trip to the client before the commit releases it.
+pub fn push_record(script: &mut Script, changes: &[NewChange]) -> Seqs {
+    let counted = changes.len() as i64;
+    if changes.is_empty() {
+        return Seqs {
+            statement: None,
+            counted,
+        };
+    }
+    let statement = script.statement("UPDATE elkservice_feed SET value = LAST_INSERT_ID(value + ");
+    script.value(counted).push(") WHERE name = 'seq'");
+    // LAST_INSERT_ID() is the counter's new value until an AUTO_INCREMENT
+    // insert changes it, which this table has none of.
+    let mut before_last = counted;
+    for chunk in changes.chunks(MAX_ROWS) {
+        script.statement(
+            "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) VALUES ",
+        );
+        for (i, c) in chunk.iter().enumerate() {
+            before_last -= 1;
+            script
+                .push(if i == 0 { "(" } else { ", (" })
+                .push("LAST_INSERT_ID() - ")
+                .value(before_last)
+                .push(", ")
+                .value(c.kind.as_str())
+                .push(", ")
+                .value(c.service_id)
+                .push(", ")
+                .value(c.name.as_str())
+                .push(", ")
+                .value(c.at)
+                .push(", ")
+                .value(c.from.map(Status::as_str))
+                .push(", ")
+                .value(c.service.as_ref().map(store_row))
+                .push(")");
+        }
+    }
+    Seqs {
+        statement: Some(statement),
+        counted,
+    }
+}
+
+/// Where [`push_record`]'s entries' Seqs are, once its script has run.
+#[derive(Debug, Clone, Copy)]
+pub struct Seqs {
+    statement: Option<usize>,
+    counted: i64,
+}
+
+impl Seqs {
+    /// The first entry's Seq (the others follow it), from the script's results.
+    pub fn first(&self, results: &[MySqlQueryResult]) -> i64 {
+        match self.statement {
+            Some(i) => results[i].last_insert_id() as i64 - self.counted + 1,
+            None => 0,
+        }
+    }
 }
 
 /// The highest Seq committed so far.

@@ -2,6 +2,7 @@
 //! watcher's observation applied by the writer, or a client through the api).
 
 use super::columns::{optional_status, statement_chunks, status};
+use super::script::{Script, MAX_ROWS};
 use crate::domain::{ServiceEvent, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
@@ -50,6 +51,34 @@ pub async fn insert(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// [`insert`], as statements of `script`.
+pub fn push_insert(script: &mut Script, rows: &[HistoryRow<'_>]) {
+    for chunk in rows.chunks(MAX_ROWS) {
+        script.statement(
+            "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) VALUES ",
+        );
+        for (i, h) in chunk.iter().enumerate() {
+            script
+                .push(if i == 0 { "(" } else { ", (" })
+                .value(h.service_id)
+                .push(", ")
+                .value(h.from.map(Status::as_str))
+                .push(", ")
+                .value(h.status.as_str())
+                .push(", ")
+                .value(h.running)
+                .push(", ")
+                .value(h.detail)
+                .push(", ");
+            match h.observed_at {
+                Some(at) => script.value(at),
+                None => script.push("NOW(6)"),
+            };
+            script.push(", ").value(h.source).push(")");
+        }
+    }
 }
 
 impl FromRow<'_, MySqlRow> for ServiceEvent {

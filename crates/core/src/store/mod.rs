@@ -8,6 +8,8 @@
 //! - [`observations`]: the writer's locking read and its batched statements.
 //! - [`history`]: the transitions table, written by both and read by the api.
 //! - [`feed`]: the change feed, every change numbered in commit order.
+//! - [`script`]: a transaction's writes and its commit sent as one query
+//!   (the api's PUTs).
 //! - [`silences`]: when notifications about services are held back.
 //! - [`notifications`]: the notifier's outbox, its per-service tracks and its
 //!   cursor in the feed.
@@ -17,6 +19,7 @@ pub mod feed;
 pub mod history;
 pub mod notifications;
 pub mod observations;
+pub mod script;
 pub mod services;
 pub mod silences;
 

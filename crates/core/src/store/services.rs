@@ -1,6 +1,7 @@
 //! Rows of `elkservice`, one at a time: what the api's handlers run.
 
 use super::columns::{name, pow2_padded, status, SERVICE_COLUMNS};
+use super::script::{Script, MAX_ROWS};
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
@@ -154,66 +155,62 @@ pub struct Replacement<'a> {
     pub status_changes: bool,
 }
 
-/// Overwrite locked rows in one statement, with `now` as their `UpdatedAt`
-/// (and `StatusChangedAt` where the status changes). Give only rows whose
-/// values change: the caller then knows every column without reading back.
-pub async fn replace_many(
-    conn: &mut MySqlConnection,
-    rows: &[Replacement<'_>],
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // A repeated last row is a WHEN that never matches twice.
-    let padded: Vec<&Replacement<'_>> = pow2_padded(rows).collect();
+/// Overwrite locked rows, as statements of `script`, with `now` as their
+/// `UpdatedAt` (and `StatusChangedAt` where the status changes). Give only
+/// rows whose values change: the caller then knows every column without
+/// reading back.
+pub fn replace_many(script: &mut Script, rows: &[Replacement<'_>], now: DateTime<Utc>) {
     // `column = CASE id WHEN <id> THEN <value> … END`
     fn case<'r>(
-        q: &mut QueryBuilder<'static, MySql>,
-        rows: &[&Replacement<'r>],
+        script: &mut Script,
+        rows: &[Replacement<'r>],
         column: &str,
-        value: impl Fn(&mut QueryBuilder<'static, MySql>, &Replacement<'r>),
+        value: impl Fn(&mut Script, &Replacement<'r>),
     ) {
-        q.push(column).push(" = CASE id");
+        script.push(column).push(" = CASE id");
         for row in rows {
-            q.push(" WHEN ").push_bind(row.id).push(" THEN ");
-            value(q, row);
+            script.push(" WHEN ").value(row.id).push(" THEN ");
+            value(script, row);
         }
-        q.push(" END");
+        script.push(" END");
     }
-    let mut q = QueryBuilder::<MySql>::new("UPDATE elkservice SET updated_at = ");
-    q.push_bind(now);
-    case(&mut q, &padded, ", status_changed_at", |q, r| {
-        q.push("IF(")
-            .push_bind(r.status_changes)
-            .push(", ")
-            .push_bind(now)
-            .push(", status_changed_at)");
-    });
-    case(&mut q, &padded, ", name", |q, r| {
-        q.push_bind(r.values.name.as_str().to_owned());
-    });
-    case(&mut q, &padded, ", status", |q, r| {
-        q.push_bind(r.values.status.as_str());
-    });
-    case(&mut q, &padded, ", settled_status", |q, r| {
-        q.push("COALESCE(")
-            .push_bind(r.values.status.settled().map(Status::as_str))
-            .push(", settled_status)");
-    });
-    case(&mut q, &padded, ", running", |q, r| {
-        q.push_bind(r.values.running);
-    });
-    case(&mut q, &padded, ", failed_count", |q, r| {
-        q.push_bind(r.values.failed_count);
-    });
-    case(&mut q, &padded, ", detail", |q, r| {
-        q.push_bind(r.values.detail.map(str::to_owned));
-    });
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    push_ids(&mut q, &ids);
-    q.build().execute(conn).await?;
-    Ok(())
+    for rows in rows.chunks(MAX_ROWS) {
+        script.statement("UPDATE elkservice SET updated_at = ");
+        script.value(now);
+        case(script, rows, ", status_changed_at", |s, r| {
+            if r.status_changes {
+                s.value(now);
+            } else {
+                s.push("status_changed_at");
+            }
+        });
+        case(script, rows, ", name", |s, r| {
+            s.value(r.values.name.as_str());
+        });
+        case(script, rows, ", status", |s, r| {
+            s.value(r.values.status.as_str());
+        });
+        case(script, rows, ", settled_status", |s, r| {
+            match r.values.status.settled() {
+                Some(settled) => s.value(settled.as_str()),
+                None => s.push("settled_status"),
+            };
+        });
+        case(script, rows, ", running", |s, r| {
+            s.value(r.values.running);
+        });
+        case(script, rows, ", failed_count", |s, r| {
+            s.value(r.values.failed_count);
+        });
+        case(script, rows, ", detail", |s, r| {
+            s.value(r.values.detail);
+        });
+        script.push(" WHERE id IN (");
+        for (i, row) in rows.iter().enumerate() {
+            script.push(if i == 0 { "" } else { ", " }).value(row.id);
+        }
+        script.push(")");
+    }
 }
 
 /// Delete the row (its history goes with it) and leave a tombstone for its
