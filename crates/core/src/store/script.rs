@@ -41,7 +41,7 @@ const PART_BYTES: usize = 1 << 20;
 pub(super) const MAX_ROWS: usize = 256;
 
 /// A value written into a script's text.
-pub trait Literal {
+pub(super) trait Literal {
     fn write_to(&self, sql: &mut String);
 }
 
@@ -171,5 +171,22 @@ mod tests {
         assert_eq!(literal(true), "TRUE");
         let t = Utc.timestamp_opt(1_795_000_000, 1_000).unwrap();
         assert_eq!(literal(t), "'2026-11-18 11:06:40.000001'");
+    }
+
+    #[test]
+    fn a_long_script_goes_in_parts_whose_results_keep_their_places() {
+        let mut script = Script::default();
+        let long = "x".repeat(PART_BYTES / 4);
+        for i in 0..4 {
+            assert_eq!(script.statement("SELECT "), i);
+            script.value(long.as_str());
+        }
+        assert_eq!(
+            script.parts.len(),
+            2,
+            "two statements of half a MiB each in a part"
+        );
+        assert!(script.parts[0].starts_with("SELECT _utf8mb4 X'78"));
+        assert_eq!(script.parts[0].matches(";\n").count(), 1);
     }
 }
