@@ -15,10 +15,11 @@
 //! under load, and costs nothing when idle (a lone request is a commit of
 //! one). A group is two round trips in all; with a statement each, it was
 //! six, and at 16 connections, where a group's latency is what bounds
-//! PUTs/s, the script gave 6.3–7.0k PUTs/s against 4.7–6.0k (README). A request refused on its own
-//! (404, 412) leaves the others to commit; if the commit fails as a whole (a
-//! Name taken by another row, a deadlock), each request is run again in a
-//! transaction of its own, so it gets its own answer.
+//! PUTs/s, the script gave 6.3–7.0k PUTs/s against 4.7–6.0k (README). A
+//! request refused on its own (404, 412) leaves the others to commit; if the
+//! commit fails as a whole (a Name taken by another row, a deadlock), each
+//! request is run again in a transaction of its own, so it gets its own
+//! answer.
 //!
 //! The committer has a connection of its own, outside the pool, with
 //! autocommit off: its first statement opens the transaction, so no `BEGIN`

@@ -179,6 +179,10 @@ fn load_row(
     })
 }
 
+/// What [`record`] and [`push_record`] begin with, before their values.
+const INSERT_HEAD: &str = "INSERT INTO elkservice_change \
+     (seq, kind, service_id, name, at, from_status, service) ";
+
 /// Give `changes` their Seqs and record them; returns the first Seq (the
 /// others follow it). Call it last in the transaction, just before COMMIT:
 /// from here until the commit, every other writer waits for the counter,
@@ -198,9 +202,7 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
     let first = last - changes.len() as i64 + 1;
     let mut seq = first;
     for chunk in statement_chunks(changes) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) ",
-        );
+        let mut q = QueryBuilder::<MySql>::new(INSERT_HEAD);
         q.push_values(chunk, |mut row, c| {
             row.push_bind(seq)
                 .push_bind(c.kind.as_str())
@@ -234,9 +236,8 @@ pub fn push_record(script: &mut Script, changes: &[NewChange]) -> Seqs {
     // insert changes it, which this table has none of.
     let mut before_last = counted;
     for chunk in changes.chunks(MAX_ROWS) {
-        script.statement(
-            "INSERT INTO elkservice_change (seq, kind, service_id, name, at, from_status, service) VALUES ",
-        );
+        script.statement(INSERT_HEAD);
+        script.push("VALUES ");
         for (i, c) in chunk.iter().enumerate() {
             before_last -= 1;
             script

@@ -12,6 +12,10 @@ use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
 const EVENT_COLUMNS: &str =
     "id, service_id, from_status, status, running, detail, observed_at, source";
 
+/// What [`insert`] and [`push_insert`] begin with, before their values.
+const INSERT_HEAD: &str = "INSERT INTO elkservice_event \
+     (service_id, from_status, status, running, detail, observed_at, source) ";
+
 /// One transition to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow<'a> {
@@ -33,9 +37,7 @@ pub async fn insert(
     rows: &[HistoryRow<'_>],
 ) -> Result<(), sqlx::Error> {
     for chunk in statement_chunks(rows) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) ",
-        );
+        let mut q = QueryBuilder::<MySql>::new(INSERT_HEAD);
         q.push_values(chunk, |mut row, h| {
             row.push_bind(h.service_id)
                 .push_bind(h.from.map(Status::as_str))
@@ -56,9 +58,8 @@ pub async fn insert(
 /// [`insert`], as statements of `script`.
 pub fn push_insert(script: &mut Script, rows: &[HistoryRow<'_>]) {
     for chunk in rows.chunks(MAX_ROWS) {
-        script.statement(
-            "INSERT INTO elkservice_event (service_id, from_status, status, running, detail, observed_at, source) VALUES ",
-        );
+        script.statement(INSERT_HEAD);
+        script.push("VALUES ");
         for (i, h) in chunk.iter().enumerate() {
             script
                 .push(if i == 0 { "(" } else { ", (" })
