@@ -1,7 +1,9 @@
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use elkservice_api::settings::Settings;
 use elkservice_api::startup::Application;
 use elkservice_api::{keys, openapi};
+use elkservice_core::program;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,81 +31,54 @@ enum Command {
     Migrate,
 }
 
+const NAME: &str = "elkservice-api";
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
+    let ran = match cli.command.unwrap_or(Command::Serve) {
         Command::NewKey => {
             let (key, digest) = keys::new_key();
             println!("key:    {key}\ndigest: {digest}");
             println!(
                 "Give the key to the client; add the digest to ELK_API__KEYS (comma-separated)."
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {
             println!(
                 "{}",
                 openapi::spec().to_pretty_json().expect("spec serialises")
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,
-    }
+    };
+    ran.unwrap_or_else(|code| code)
 }
 
-/// The settings, with logging set up by them; a bad one is exit code 2.
+/// The settings, with logging set up by them.
 fn configure(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
-    let settings = Settings::load(config.as_deref()).map_err(|e| {
-        eprintln!("elkservice-api: configuration error: {e}");
-        ExitCode::from(2)
-    })?;
+    let settings = program::configured(NAME, Settings::load(config.as_deref()))?;
     elkservice_core::telemetry::init(&settings.log);
     Ok(settings)
 }
 
-async fn migrate(config: Option<PathBuf>) -> ExitCode {
-    let settings = match configure(config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    match elkservice_core::db::connect_and_migrate(&settings.database).await {
-        Ok(pool) => {
-            pool.close().await;
-            tracing::info!("the schema is up to date");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("elkservice-api: migration failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+async fn migrate(config: Option<PathBuf>) -> Result<ExitCode, ExitCode> {
+    let settings = configure(config)?;
+    let migrated = elkservice_core::db::connect_and_migrate(&settings.database).await;
+    let pool = program::started(NAME, migrated.context("migration failed"))?;
+    pool.close().await;
+    tracing::info!("the schema is up to date");
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Option<PathBuf>) -> ExitCode {
-    let settings = match configure(config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+async fn serve(config: Option<PathBuf>) -> Result<ExitCode, ExitCode> {
+    let settings = configure(config)?;
     let listen = settings.api.listen;
-    let app = match Application::build(settings).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "start-up failed");
-            eprintln!("elkservice-api: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let app = program::started(NAME, Application::build(settings).await)?;
     tracing::info!(%listen, port = app.port(), "listening");
-    match app.run_until_stopped().await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    let ran = app.run_until_stopped().await;
+    Ok(program::ended(NAME, ran.context("the server failed")))
 }

@@ -2,7 +2,8 @@
 //! (service names, statuses, the stored row), the status event on the wire and its
 //! AMQP topology, configuration loading, telemetry set-up, graceful shutdown,
 //! the operators' metrics listener, the database connection with its
-//! migrations, and [`store`]: every statement that touches the tables.
+//! migrations, how a program's `main` ends ([`program`]), and [`store`]:
+//! every statement that touches the tables.
 
 pub mod amqp;
 pub mod backoff;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod event;
 pub mod glob;
 pub mod ops;
+pub mod program;
 pub mod retry;
 pub mod shutdown;
 pub mod store;

@@ -1,4 +1,6 @@
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use elkservice_core::program;
 use elkservice_notifier::settings::Settings;
 use elkservice_notifier::Notifier;
 use std::path::PathBuf;
@@ -28,40 +30,23 @@ enum Command {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    run(Cli::parse()).await.unwrap_or_else(|code| code)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
+    const NAME: &str = "elkservice-notifier";
     if let Some(Command::Receive { listen }) = cli.command {
-        return match elkservice_notifier::receive::serve(listen).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("elkservice-notifier: cannot receive on {listen}: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        let served = elkservice_notifier::receive::serve(listen).await;
+        program::started(
+            NAME,
+            served.with_context(|| format!("cannot receive on {listen}")),
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("elkservice-notifier: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings = program::configured(NAME, Settings::load(cli.config.as_deref()))?;
     elkservice_core::telemetry::init(&settings.log);
-    let notifier = match Notifier::build(settings) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("elkservice-notifier: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let notifier = program::started(NAME, Notifier::build(settings))?;
     tracing::info!(port = notifier.port(), "metrics listening");
-    match notifier.run(elkservice_core::shutdown::on_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "notifier failed");
-            ExitCode::FAILURE
-        }
-    }
+    let shutdown = elkservice_core::shutdown::on_signal();
+    Ok(program::ended(NAME, notifier.run(shutdown).await))
 }

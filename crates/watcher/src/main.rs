@@ -1,4 +1,5 @@
 use clap::Parser;
+use elkservice_core::program;
 use elkservice_watcher::settings::Settings;
 use elkservice_watcher::Watcher;
 use std::path::PathBuf;
@@ -15,29 +16,15 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("elkservice-watcher: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    run(Cli::parse()).await.unwrap_or_else(|code| code)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
+    const NAME: &str = "elkservice-watcher";
+    let settings = program::configured(NAME, Settings::load(cli.config.as_deref()))?;
     elkservice_core::telemetry::init(&settings.log);
-    let watcher = match Watcher::build(settings) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("elkservice-watcher: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let watcher = program::started(NAME, Watcher::build(settings))?;
     tracing::info!(port = watcher.port(), "metrics listening");
     let shutdown = elkservice_core::shutdown::on_signal();
-    match watcher.run(shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "watcher failed");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(program::ended(NAME, watcher.run(shutdown).await))
 }

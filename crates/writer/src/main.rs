@@ -1,4 +1,5 @@
 use clap::Parser;
+use elkservice_core::program;
 use elkservice_writer::settings::Settings;
 use elkservice_writer::Writer;
 use std::path::PathBuf;
@@ -15,33 +16,15 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("elkservice-writer: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    elkservice_core::telemetry::init(&settings.log);
-    let writer = match Writer::build(settings) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("elkservice-writer: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(port = writer.port(), "metrics listening");
+    run(Cli::parse()).await.unwrap_or_else(|code| code)
+}
 
+async fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
+    const NAME: &str = "elkservice-writer";
+    let settings = program::configured(NAME, Settings::load(cli.config.as_deref()))?;
+    elkservice_core::telemetry::init(&settings.log);
+    let writer = program::started(NAME, Writer::build(settings))?;
+    tracing::info!(port = writer.port(), "metrics listening");
     let shutdown = elkservice_core::shutdown::on_signal();
-    match writer.run(shutdown).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "writer failed");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(program::ended(NAME, writer.run(shutdown).await))
 }
