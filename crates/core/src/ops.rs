@@ -1,11 +1,11 @@
 //! What operators scrape: Prometheus metrics in a registry of the program's
 //! own, and the small `/healthz` + `/readyz` + `/metrics` listener of the
-//! writer and the watcher.
+//! writer, the watcher and the notifier.
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 /// A registry whose metric names start with `<prefix>_`.
 pub fn registry(prefix: &str) -> Registry {
@@ -44,6 +44,17 @@ pub fn render(registry: &Registry) -> String {
         .encode(&registry.gather(), &mut buf)
         .expect("text encoding cannot fail");
     String::from_utf8(buf).expect("the exposition is UTF-8")
+}
+
+/// The operators' listener, bound at start-up so that a port in use is a
+/// start-up error, not a failure later.
+pub fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))
+}
+
+/// The port `listener` has (the one the system chose, for port 0).
+pub fn port(listener: &TcpListener) -> u16 {
+    listener.local_addr().map(|a| a.port()).unwrap_or(0)
 }
 
 /// What `/readyz` answers: whether the program can do its job now, and why not.

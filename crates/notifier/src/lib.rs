@@ -54,8 +54,7 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.notifier.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.notifier.listen))?;
+        let listener = elkservice_core::ops::bind(settings.notifier.listen)?;
         Ok(Notifier {
             settings,
             listener,
@@ -64,7 +63,7 @@ impl Notifier {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        elkservice_core::ops::port(&self.listener)
     }
 
     /// Run until `shutdown` turns true.

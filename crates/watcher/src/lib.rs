@@ -36,8 +36,7 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.watcher.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.watcher.listen))?;
+        let listener = elkservice_core::ops::bind(settings.watcher.listen)?;
         Ok(Watcher {
             settings,
             listener,
@@ -47,7 +46,7 @@ impl Watcher {
 
     /// The port of the `/healthz` + `/metrics` listener.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        elkservice_core::ops::port(&self.listener)
     }
 
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {

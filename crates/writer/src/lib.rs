@@ -31,8 +31,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.writer.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.writer.listen))?;
+        let listener = elkservice_core::ops::bind(settings.writer.listen)?;
         Ok(Writer {
             settings,
             listener,
@@ -42,7 +41,7 @@ impl Writer {
 
     /// The port of the `/healthz` + `/metrics` listener.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        elkservice_core::ops::port(&self.listener)
     }
 
     /// The writer's metrics, for a program that runs it in-process (the benchmark
