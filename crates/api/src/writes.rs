@@ -150,10 +150,13 @@ type Queued = (Edit, oneshot::Sender<Result<Service, ApiError>>);
 
 impl Writes {
     /// Start the committer of PUTs. One: while it waits on the database the
-    /// next group fills, and two groups at once would wait on each other's
-    /// row locks and on the feed's counter (measured, PUTs/s at 16 / 64
+    /// next group fills. With a statement per step, two groups at once waited
+    /// on each other's row locks and on the feed's counter (PUTs/s at 16 / 64
     /// connections: one committer 5.5k / 12.0k, two 5.1k / 11.2k, four
-    /// 4.6k / 10.2k, eight 3.4k / 6.9k).
+    /// 4.6k / 10.2k, eight 3.4k / 6.9k). Since the script holds the counter
+    /// only inside the server, two are level with one on two cores (8.4–8.7k
+    /// against 8.3–8.5k at 16; 17.8–18.4k against 17.1–17.3k at 64), with
+    /// groups half the size and MariaDB's CPU per PUT 20 % higher.
     pub fn start(pool: MySqlPool, model: Option<Arc<ReadModel>>, group_size: Histogram) -> Self {
         let (queue, rx) = mpsc::channel(4 * MOST_PER_COMMIT);
         let db = Arc::new(Db {
