@@ -24,15 +24,16 @@ pub fn started<T>(program: &str, built: anyhow::Result<T>) -> Result<T, ExitCode
     })
 }
 
-/// The exit code of a run that has ended, which is logged.
+/// The exit code of a run that has ended, which is logged (with the
+/// program's name: the log's target is this module, whichever program it is).
 pub fn ended(program: &str, result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => {
-            tracing::info!("stopped");
+            tracing::info!(program, "stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "{program} failed");
+            tracing::error!(program, error = format!("{e:#}"), "failed");
             ExitCode::FAILURE
         }
     }
