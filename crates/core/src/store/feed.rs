@@ -10,7 +10,7 @@
 //! become visible out of order, and a rollback leaves a hole).
 
 use super::columns::{name, optional_status, statement_chunks};
-use super::script::{Script, MAX_ROWS};
+use super::script::Script;
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -235,30 +235,24 @@ pub fn push_record(script: &mut Script, changes: &[NewChange]) -> Seqs {
     // LAST_INSERT_ID() is the counter's new value until an AUTO_INCREMENT
     // insert changes it, which this table has none of.
     let mut before_last = counted;
-    for chunk in changes.chunks(MAX_ROWS) {
-        script.statement(INSERT_HEAD);
-        script.push("VALUES ");
-        for (i, c) in chunk.iter().enumerate() {
-            before_last -= 1;
-            script
-                .push(if i == 0 { "(" } else { ", (" })
-                .push("LAST_INSERT_ID() - ")
-                .value(before_last)
-                .push(", ")
-                .value(c.kind.as_str())
-                .push(", ")
-                .value(c.service_id)
-                .push(", ")
-                .value(c.name.as_str())
-                .push(", ")
-                .value(c.at)
-                .push(", ")
-                .value(c.from.map(Status::as_str))
-                .push(", ")
-                .value(c.service.as_ref().map(store_row))
-                .push(")");
-        }
-    }
+    script.insert(INSERT_HEAD, changes, |script, c| {
+        before_last -= 1;
+        script
+            .push("LAST_INSERT_ID() - ")
+            .value(before_last)
+            .push(", ")
+            .value(c.kind.as_str())
+            .push(", ")
+            .value(c.service_id)
+            .push(", ")
+            .value(c.name.as_str())
+            .push(", ")
+            .value(c.at)
+            .push(", ")
+            .value(c.from.map(Status::as_str))
+            .push(", ")
+            .value(c.service.as_ref().map(store_row));
+    });
     Seqs {
         statement: Some(statement),
         counted,

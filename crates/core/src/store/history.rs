@@ -2,7 +2,7 @@
 //! watcher's observation applied by the writer, or a client through the api).
 
 use super::columns::{optional_status, statement_chunks, status};
-use super::script::{Script, MAX_ROWS};
+use super::script::Script;
 use crate::domain::{ServiceEvent, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
@@ -57,29 +57,24 @@ pub async fn insert(
 
 /// [`insert`], as statements of `script`.
 pub fn push_insert(script: &mut Script, rows: &[HistoryRow<'_>]) {
-    for chunk in rows.chunks(MAX_ROWS) {
-        script.statement(INSERT_HEAD);
-        script.push("VALUES ");
-        for (i, h) in chunk.iter().enumerate() {
-            script
-                .push(if i == 0 { "(" } else { ", (" })
-                .value(h.service_id)
-                .push(", ")
-                .value(h.from.map(Status::as_str))
-                .push(", ")
-                .value(h.status.as_str())
-                .push(", ")
-                .value(h.running)
-                .push(", ")
-                .value(h.detail)
-                .push(", ");
-            match h.observed_at {
-                Some(at) => script.value(at),
-                None => script.push("NOW(6)"),
-            };
-            script.push(", ").value(h.source).push(")");
-        }
-    }
+    script.insert(INSERT_HEAD, rows, |script, h| {
+        script
+            .value(h.service_id)
+            .push(", ")
+            .value(h.from.map(Status::as_str))
+            .push(", ")
+            .value(h.status.as_str())
+            .push(", ")
+            .value(h.running)
+            .push(", ")
+            .value(h.detail)
+            .push(", ");
+        match h.observed_at {
+            Some(at) => script.value(at),
+            None => script.push("NOW(6)"),
+        };
+        script.push(", ").value(h.source);
+    });
 }
 
 impl FromRow<'_, MySqlRow> for ServiceEvent {

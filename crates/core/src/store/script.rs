@@ -131,6 +131,26 @@ impl Script {
         self
     }
 
+    /// `head VALUES (…), (…)` for `rows`, a statement per [`MAX_ROWS`] of
+    /// them (as sqlx's `push_values` does for a prepared statement):
+    /// `values` writes one row's values, without the parentheses.
+    pub(super) fn insert<T>(
+        &mut self,
+        head: &str,
+        rows: &[T],
+        mut values: impl FnMut(&mut Self, &T),
+    ) {
+        for chunk in rows.chunks(MAX_ROWS) {
+            self.statement(head);
+            self.push("VALUES ");
+            for (i, row) in chunk.iter().enumerate() {
+                self.push(if i == 0 { "(" } else { ", (" });
+                values(self, row);
+                self.push(")");
+            }
+        }
+    }
+
     /// Run the statements and commit, in one round trip per part; returns
     /// each statement's result, in order.
     pub async fn commit(
