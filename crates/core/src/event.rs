@@ -3,6 +3,7 @@
 //! decides whether it is newer than what it already applied.
 
 use crate::domain::{ServiceName, Status, DETAIL_MAX_LEN};
+use crate::json::Object;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -96,14 +97,17 @@ impl StatusEvent {
     /// Parse and validate a message body. A version other than this one is
     /// reported as such, even when the body would not parse as this version.
     pub fn decode(body: &[u8]) -> Result<Self, EventError> {
-        let parsed = serde_json::from_slice::<StatusEvent>(body);
-        let event = match parsed {
+        let parsed = serde_json::from_slice::<Object<StatusEvent>>(body);
+        let event = match parsed.map(|o| o.0) {
             Ok(event) if event.schema == SCHEMA_VERSION => event,
             Ok(event) => return Err(EventError::UnsupportedVersion(event.schema.to_string())),
             // Parsed once more, only to say why (the writer's hot path is above).
             Err(e) => {
                 let value: serde_json::Value = serde_json::from_slice(body)
                     .map_err(|e| EventError::Malformed(e.to_string()))?;
+                if !value.is_object() {
+                    return Err(EventError::Invalid(e.to_string()));
+                }
                 return Err(match value.get("schema") {
                     Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {
                         EventError::Invalid(e.to_string())
@@ -244,6 +248,16 @@ mod tests {
                 "invalid",
             ),
         ];
+        let cases = cases.into_iter().chain([
+            // The fields in order, as an array: what a derived struct would
+            // read, but no event.
+            (
+                r#"[1,"a","down",false,"2026-01-01T00:00:00Z","w"]"#.to_owned(),
+                "invalid",
+            ),
+            ("[]".to_owned(), "invalid"),
+            ("5".to_owned(), "invalid"),
+        ]);
         for (body, expected) in cases {
             let err = StatusEvent::decode(body.as_bytes()).unwrap_err();
             assert_eq!(kind(&err), expected, "{body}: {err}");

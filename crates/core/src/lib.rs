@@ -1,7 +1,7 @@
 //! What more than one elkservice program needs, defined once: the domain
 //! (service names, statuses, the stored row), the status event on the wire and its
 //! AMQP topology, configuration loading, telemetry set-up, graceful shutdown,
-//! the operators' metrics listener, the database connection with its
+//! the operators' metrics listener, JSON bodies that must be objects ([`json`]), the database connection with its
 //! migrations, how a program's `main` ends ([`program`]), and [`store`]:
 //! every statement that touches the tables.
 
@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod event;
 pub mod glob;
+pub mod json;
 pub mod ops;
 pub mod program;
 pub mod retry;

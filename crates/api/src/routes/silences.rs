@@ -8,6 +8,7 @@ use crate::state::AppState;
 use actix_web::{http::header, web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use elkservice_core::glob::Glob;
+use elkservice_core::json::Object;
 use elkservice_core::store::silences::{self, Silence, COMMENT_MAX_LEN};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -102,8 +103,9 @@ impl NewSilence {
 pub async fn create(
     _: Authorized,
     state: web::Data<AppState>,
-    body: web::Json<NewSilence>,
+    body: web::Json<Object<NewSilence>>,
 ) -> Result<HttpResponse, ApiError> {
+    let Object(body) = body.into_inner();
     let (pattern, until) = body.validate(Utc::now())?;
     let mut conn = state.pool.acquire().await?;
     let silence = silences::insert(&mut conn, &pattern, until, &body.comment).await?;

@@ -136,6 +136,9 @@ async fn invalid_fields_are_422_and_write_nothing() {
         json!({"Name": "ok", "Detail": detail}),
         json!({"Name": "ok", "Colour": "blue"}),
         json!(["Name", "ok"]),
+        // Every field in order, as an array: no object, so no service.
+        json!([7, "ok", "down", true, 2, null, null, null, null, null]),
+        json!("ok"),
     ] {
         let res = app.post_service(body.clone()).await;
         assert_eq!(res.status(), 422, "{body}");
@@ -215,6 +218,8 @@ async fn put_with_missing_fields_is_422_and_leaves_the_row() {
         json!({"Name": "nginx", "Status": "down", "Running": false}),
         json!({"Status": "down", "Running": false, "FailedCount": 1}),
         json!({"Id": id + 1, "Name": "nginx", "Status": "down", "Running": false, "FailedCount": 1}),
+        // The fields in order, as an array.
+        json!([id, "nginx", "down", false, 1, null, null, null, null, null]),
     ] {
         assert_error(app.put_service(id, body).await, 422).await;
     }

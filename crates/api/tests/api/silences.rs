@@ -66,6 +66,8 @@ async fn bad_silences_name_the_field_and_change_nothing() {
             422,
             "Extra",
         ),
+        // Its fields in order, as an array.
+        (json!(["*", soon, ""]), 422, "object"),
     ];
     for (body, status, field) in cases {
         let res = app

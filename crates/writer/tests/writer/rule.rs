@@ -164,27 +164,37 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
         br#"{"schema":1,"service":"bad name","status":"down","running":false,"observed_at":"2026-01-01T00:00:00Z","watcher":"w"}"#,
     )
     .await;
+    // A known service's event, its fields in order as an array: not an event.
+    h.publish_raw(
+        "status.after-poison",
+        br#"[1,"after-poison","down",false,"2026-01-01T00:00:00Z","w"]"#,
+    )
+    .await;
     // The writer keeps going after poison.
     let good = event("after-poison", Status::Normal, 5);
     h.publish(std::slice::from_ref(&good)).await;
     h.wait_for_newest(std::slice::from_ref(&good), 20).await;
-    eventually(20, "three dead letters", || async {
+    eventually(20, "four dead letters", || async {
         (w.metric("events_dead_lettered_total{reason=\"invalid\"}")
             .await
-            == 3.0)
+            == 4.0)
             .then_some(())
     })
     .await;
     let mut reasons: Vec<String> = h.dead_letters().await.into_iter().map(|(_, r)| r).collect();
     reasons.sort();
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(
         reasons[0].starts_with("invalid event") && reasons[0].contains("Name"),
         "{reasons:?}"
     );
-    assert!(reasons[1].starts_with("malformed JSON"), "{reasons:?}");
     assert!(
-        reasons[2].starts_with("unsupported schema version 2"),
+        reasons[1].starts_with("invalid event") && reasons[1].contains("expected a JSON object"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].starts_with("malformed JSON"), "{reasons:?}");
+    assert!(
+        reasons[3].starts_with("unsupported schema version 2"),
         "{reasons:?}"
     );
     // No redelivery loop: the queue is empty and nothing else was dead-lettered.
@@ -195,7 +205,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
     assert_eq!(
         w.metric("events_dead_lettered_total{reason=\"invalid\"}")
             .await,
-        3.0
+        4.0
     );
     w.stop().await;
 }

@@ -21,6 +21,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use dto::{NewService, PageParams, ServiceFields, ServiceUpdate, MAX_CLIENT_ID};
 use elkservice_core::domain::DETAIL_MAX_LEN;
+use elkservice_core::json::Object;
 use elkservice_core::store::feed;
 use elkservice_core::store::history;
 use elkservice_core::store::services::{self as rows, RowValues};
@@ -137,9 +138,9 @@ pub async fn create(
     _: Authorized,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<NewService>,
+    body: web::Json<Object<NewService>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let Object(body) = body.into_inner();
     let requested_id = body.id.map(|w| w.0);
     if let Some(id) = requested_id.filter(|id| !(1..=MAX_CLIENT_ID).contains(id)) {
         return Err(ApiError::invalid_field(
@@ -228,10 +229,10 @@ pub async fn replace(
     state: web::Data<AppState>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<ServiceUpdate>,
+    body: web::Json<Object<ServiceUpdate>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let body = body.into_inner();
+    let Object(body) = body.into_inner();
     if body.id.is_some_and(|b| b.0 != id) {
         return Err(ApiError::invalid_field(
             "Id",
