@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub watcher: WatcherSettings,
     pub docker: DockerSettings,

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub writer: WriterSettings,
     pub amqp: AmqpSettings,

@@ -49,6 +49,15 @@ fn a_bad_config_file_is_reported() {
     let (code, _, stderr) = run(api().arg("--config").arg(&file));
     assert_eq!(code, 2);
     assert!(stderr.contains("api.shutdown_timeout_secs"), "{stderr}");
+    // A section the api does not have: a typo is not silently ignored.
+    std::fs::write(
+        &file,
+        "[api]\nlisten = \"127.0.0.1:0\"\n[databse]\nurl = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(api().arg("--config").arg(&file));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `databse`"), "{stderr}");
     let (code, _, stderr) = run(api().arg("--config").arg(dir.join("missing.toml")));
     assert_eq!(code, 2);
     assert!(stderr.contains("not found"), "{stderr}");

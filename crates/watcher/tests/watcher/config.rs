@@ -24,7 +24,8 @@ fn run(case: usize, env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
 
 #[test]
 fn bad_settings_name_the_key_and_exit_2() {
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
+        (&[], Some("[watchr]\npoll_interval_secs = 5\n"), "unknown field `watchr`"),
         (&[("ELK_WATCHER__POLL_INTERVAL_SECS", "0")], None, "watcher.poll_interval_secs"),
         (&[("ELK_WATCHER__LISTEN", "nowhere")], None, "watcher.listen"),
         (&[], Some("[[services]]\nname = \"es\"\ntcp = \"127.0.0.1:9200\"\nhttp = { url = \"http://x\" }\n"), "exactly one"),
