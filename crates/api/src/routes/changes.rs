@@ -51,13 +51,21 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     }
 }
 
-/// 410 Gone when entries after `since` have been pruned: the reader must list
-/// again. Shared by the long poll and the stream.
+/// 410 Gone when the feed cannot go on from `since`: entries after it have
+/// been pruned, or it is ahead of every entry committed (a cursor kept across
+/// a database made afresh, which would otherwise wait, silently, for Seqs that
+/// mean other changes). Either way the reader lists again. Shared by the long
+/// poll and the stream.
 pub async fn check_kept(conn: &mut sqlx::MySqlConnection, since: i64) -> Result<(), ApiError> {
-    let pruned = feed::pruned_through(conn).await?;
+    let (pruned, last) = feed::cursors(conn).await?;
     if since < pruned {
         return Err(ApiError::Gone(format!(
             "entries up to Seq {pruned} are no longer kept; list the services, then follow from X-Last-Seq"
+        )));
+    }
+    if since > last {
+        return Err(ApiError::Gone(format!(
+            "Seq {since} is ahead of this feed, whose last is {last}: the cursor is not from this database; list the services, then follow from X-Last-Seq"
         )));
     }
     Ok(())
@@ -70,7 +78,7 @@ pub async fn check_kept(conn: &mut sqlx::MySqlConnection, since: i64) -> Result<
             body = [Change], headers(("X-Last-Seq" = i64, description = "The highest Seq committed"))),
         (status = 400, description = "A malformed or out-of-range parameter", body = ErrorBody),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
-        (status = 410, description = "`since` is older than what retention keeps: list the services again, then follow from `X-Last-Seq`", body = ErrorBody),
+        (status = 410, description = "`since` is older than what retention keeps, or ahead of the feed's last Seq: list the services again, then follow from `X-Last-Seq`", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
 pub async fn changes(

@@ -56,7 +56,7 @@ pub struct StreamParams {
             content_type = "text/event-stream", body = String),
         (status = 400, description = "A malformed `since` or `Last-Event-ID`", body = ErrorBody),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
-        (status = 410, description = "The cursor is older than what retention keeps", body = ErrorBody),
+        (status = 410, description = "The cursor is older than what retention keeps, or ahead of the feed's last Seq", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
 pub async fn stream(

@@ -158,3 +158,27 @@ async fn bad_parameters_are_400_and_a_pruned_cursor_is_410() {
     assert!(entries.is_empty());
     assert_eq!(last, 3);
 }
+
+/// A cursor kept from another database (or from this one before it was made
+/// afresh) is ahead of every Seq here: a long poll on it would wait for
+/// entries that mean other changes, and skip the ones before. 410: list again.
+#[tokio::test]
+async fn a_cursor_ahead_of_the_feed_is_410() {
+    let app = spawn_app().await;
+    app.create("a", "normal").await;
+    let res = app
+        .get("/elkservice/changes?since=2&wait=1")
+        .send()
+        .await
+        .unwrap();
+    let err = assert_error(res, 410).await;
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("ahead") && detail.contains("X-Last-Seq"),
+        "{err}"
+    );
+    // At the last Seq: nothing yet, and no error.
+    let (entries, last) = changes(&app, "since=1").await;
+    assert!(entries.is_empty());
+    assert_eq!(last, 1);
+}

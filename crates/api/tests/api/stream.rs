@@ -173,6 +173,30 @@ async fn a_bad_cursor_is_400() {
     assert_eq!(res.status(), 400);
 }
 
+/// A browser that reconnects with the last id of a database since made afresh
+/// is told so (the status page then lists again), rather than kept waiting
+/// for Seqs that mean other changes.
+#[tokio::test]
+async fn a_cursor_ahead_of_the_feed_is_410() {
+    let app = spawn_app().await;
+    app.create("a", "normal").await;
+    let res = app
+        .get("/elkservice/stream")
+        .header("Last-Event-ID", "500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+    let mut events = Events::open(&app, "", Some(1)).await;
+    app.create("b", "normal").await;
+    loop {
+        if let Frame::Entry(id, _, data) = events.next(10).await {
+            assert_eq!((id, data["Name"].as_str()), (2, Some("b")));
+            break;
+        }
+    }
+}
+
 /// A client that stops taking frames while the feed runs on costs the api
 /// no more than its socket's buffers, is cut off once it is further behind
 /// than the api keeps, and loses nothing: what it got runs without a gap, and

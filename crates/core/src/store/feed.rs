@@ -283,11 +283,17 @@ pub async fn last_seq(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// Entries up to this Seq have been pruned: a reader behind it has missed some.
-pub async fn pruned_through(conn: &mut MySqlConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM elkservice_feed WHERE name = 'pruned'")
-        .fetch_one(conn)
-        .await
+/// The cursors a reader can follow on from: `(pruned, last)`. Entries up to
+/// `pruned` have been deleted, so a reader behind it has missed some; no entry
+/// after `last` has been committed, so a cursor ahead of it is not from this
+/// feed (another database, or this one before it was made afresh).
+pub async fn cursors(conn: &mut MySqlConnection) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT MAX(CASE name WHEN 'pruned' THEN value END), \
+         MAX(CASE name WHEN 'seq' THEN value END) FROM elkservice_feed",
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Up to `limit` entries after `since`, oldest first.
