@@ -32,13 +32,27 @@ pub struct AmqpSettings {
 
 /// `amqp.queue_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum QueueType {
     /// One node holds the queue: the broker's default kind.
     Classic,
     /// Replicated over the cluster's nodes with Raft: a queue that survives
     /// the loss of a minority of them.
     Quorum,
+}
+
+impl TryFrom<String> for QueueType {
+    type Error = String;
+
+    fn try_from(word: String) -> Result<Self, String> {
+        crate::config::one_of(
+            &[
+                ("classic", QueueType::Classic),
+                ("quorum", QueueType::Quorum),
+            ],
+            &word,
+        )
+    }
 }
 
 impl QueueType {

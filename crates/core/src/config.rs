@@ -107,10 +107,35 @@ pub struct LogSettings {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(word: String) -> Result<Self, String> {
+        one_of(
+            &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
+            &word,
+        )
+    }
+}
+
+/// The value a setting that takes one of a few `words` stands for. Such a
+/// setting reads a string through this rather than serde's derive for enums,
+/// for which the config crate would say "enum LogFormat does not have variant
+/// constructor text": this names the words instead.
+pub fn one_of<T: Copy>(words: &[(&str, T)], word: &str) -> Result<T, String> {
+    match words.iter().find(|(w, _)| *w == word) {
+        Some(&(_, value)) => Ok(value),
+        None => {
+            let names: Vec<String> = words.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+            Err(format!("must be {}, got {word:?}", names.join(" or ")))
+        }
+    }
 }
 
 impl LogSettings {
@@ -128,7 +153,6 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Program {
         database: DatabaseSettings,
-        #[allow(dead_code)]
         log: LogSettings,
     }
 
@@ -179,5 +203,16 @@ mod tests {
         // Within its sections, the keys are still checked.
         let err = load_with(None, &[("ELK_DATABASE__MAX_CONECTIONS", "4")]).unwrap_err();
         assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn a_word_setting_names_the_words_it_takes() {
+        let s = load_with(Some("[log]\nformat = \"pretty\"\n"), &[]).unwrap();
+        assert_eq!(s.log.format, LogFormat::Pretty);
+        let err = load_with(None, &[("ELK_LOG__FORMAT", "text")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"must be "json" or "pretty", got "text" for key `log.format`"#
+        );
     }
 }

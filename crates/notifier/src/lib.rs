@@ -73,6 +73,10 @@ impl Notifier {
             listener,
             metrics,
         } = self;
+        if settings.notifier.webhooks.is_empty() {
+            // Legal (the feed is still followed), but surely not what was meant.
+            tracing::warn!("no [[notifier.webhooks]] configured: nothing will be sent");
+        }
         let database = Arc::new(AtomicBool::new(false));
         let (ready_db, leader) = (database.clone(), metrics.leader.clone());
         let server = elkservice_core::ops::serve(

@@ -80,13 +80,21 @@ impl Webhook {
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum Format {
     /// The feed entry, with `Notification` (its kind) and `Summary`.
     #[default]
     Json,
     /// Slack's incoming-webhook body: `{"text": …}`.
     Slack,
+}
+
+impl TryFrom<String> for Format {
+    type Error = String;
+
+    fn try_from(word: String) -> Result<Self, String> {
+        config::one_of(&[("json", Format::Json), ("slack", Format::Slack)], &word)
+    }
 }
 
 const DEFAULTS: &str = r#"

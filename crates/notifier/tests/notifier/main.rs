@@ -514,8 +514,10 @@ fn a_bad_webhook_is_one_clear_line_and_exit_2() {
         ),
         (
             "[[notifier.webhooks]]\nurl = \"http://x\"\nformat = \"xml\"\n",
-            "format",
+            r#"must be "json" or "slack", got "xml""#,
         ),
+        // A section the notifier does not have.
+        ("[notifer]\npoll_ms = 50\n", "unknown field `notifer`"),
     ] {
         let file = dir.join("n.toml");
         std::fs::write(&file, body).unwrap();

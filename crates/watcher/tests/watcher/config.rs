@@ -24,7 +24,8 @@ fn run(case: usize, env: &[(&str, &str)], file: Option<&str>) -> (i32, String) {
 
 #[test]
 fn bad_settings_name_the_key_and_exit_2() {
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
+        (&[("ELK_AMQP__QUEUE_TYPE", "stream")], None, r#"must be "classic" or "quorum", got "stream" for key `amqp.queue_type`"#),
         (&[], Some("[watchr]\npoll_interval_secs = 5\n"), "unknown field `watchr`"),
         (&[("ELK_WATCHER__POLL_INTERVAL_SECS", "0")], None, "watcher.poll_interval_secs"),
         (&[("ELK_WATCHER__LISTEN", "nowhere")], None, "watcher.listen"),
