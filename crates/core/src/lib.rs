@@ -1,9 +1,10 @@
 //! What more than one elkservice program needs, defined once: the domain
 //! (service names, statuses, the stored row), the status event on the wire and its
-//! AMQP topology, configuration loading, telemetry set-up, graceful shutdown,
-//! the operators' metrics listener, JSON bodies that must be objects ([`json`]), the database connection with its
-//! migrations, how a program's `main` ends ([`program`]), and [`store`]:
-//! every statement that touches the tables.
+//! AMQP topology, reading bodies from outside as JSON objects only ([`json`]),
+//! configuration loading, telemetry set-up, graceful shutdown, the operators'
+//! metrics listener, the database connection with its migrations, how a
+//! program's `main` ends ([`program`]), and [`store`]: every statement that
+//! touches the tables.
 
 pub mod amqp;
 pub mod backoff;
