@@ -12,6 +12,8 @@ pub struct ContainerView {
     pub state: String,
     pub running: bool,
     pub restarting: bool,
+    /// Frozen by `docker pause`: the engine still counts it as running.
+    pub paused: bool,
     /// `starting`, `healthy`, `unhealthy`, or empty when there is no healthcheck.
     pub health: String,
     /// When the newest health check in the engine's log ended: how far this
@@ -49,6 +51,7 @@ impl From<&ContainerInspectResponse> for ContainerView {
                 .to_string(),
             running: state.running.unwrap_or(false),
             restarting: state.restarting.unwrap_or(false),
+            paused: state.paused.unwrap_or(false),
             health,
             health_checked_at,
             exit_code: state.exit_code,
@@ -72,9 +75,16 @@ pub struct Assessment {
 /// now (exit code, OOM and restarts included). `stopped_on_request`: the
 /// engine said the operator stopped it.
 pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bool) -> Assessment {
+    // A paused container's processes are frozen: it answers nothing, though
+    // the engine's compatible API says it is running. It is `down`, and, as
+    // only an operator pauses one, no failure.
+    let paused = c.paused || c.state == "paused";
+    let running = c.running && !paused;
     let status = if c.restarting || c.state == "restarting" {
         Status::Degraded
-    } else if c.running {
+    } else if paused {
+        Status::Down
+    } else if running {
         match c.health.as_str() {
             "starting" => Status::Starting,
             "unhealthy" if unhealthy_is_down => Status::Down,
@@ -97,14 +107,14 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bo
     )];
     // The health of a container that is not running is its last one before it
     // stopped: not the current state.
-    if c.running && !c.health.is_empty() {
+    if running && !c.health.is_empty() {
         detail.push(c.health.clone());
     }
-    let planned = status == Status::Down && stopped_on_request;
-    if planned {
+    let planned = status == Status::Down && (stopped_on_request || paused);
+    if planned && !paused {
         detail.push("stopped on request".into());
     }
-    if status == Status::Down {
+    if status == Status::Down && !paused {
         if let Some(code) = c.exit_code {
             detail.push(format!("exit code {code}"));
         }
@@ -117,7 +127,7 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bo
     }
     Assessment {
         status,
-        running: c.running,
+        running,
         detail: detail.join(", "),
         planned,
     }
@@ -235,6 +245,21 @@ mod tests {
         // The flag only qualifies a `down`.
         let a = assess(&view("running", true, ""), false, true);
         assert_eq!((a.status, a.planned), (Status::Normal, false));
+    }
+
+    #[test]
+    fn a_paused_container_is_down_not_running_and_no_failure() {
+        // As both engines' compatible API describe one: running, and paused.
+        let paused = ContainerView {
+            paused: true,
+            exit_code: Some(0),
+            ..view("paused", true, "healthy")
+        };
+        let a = assess(&paused, false, false);
+        assert_eq!(
+            (a.status, a.running, a.planned, a.detail.as_str()),
+            (Status::Down, false, true, "container paused")
+        );
     }
 
     #[test]

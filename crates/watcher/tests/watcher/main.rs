@@ -158,6 +158,20 @@ async fn a_labelled_container_is_followed_through_its_life(engine: Engine) {
     h.expect("web", "normal again", |e| e.status == Normal && e.running)
         .await;
 
+    // Paused, it answers nothing, though the engine counts it as running; an
+    // operator paused it, so it is no failure.
+    c.cli(&["pause"]);
+    let e = h
+        .expect("web", "down while paused", |e| e.status == Down)
+        .await;
+    assert!(!e.running && e.planned, "{e:?}");
+    assert_eq!(e.detail.as_deref(), Some("container paused"));
+    c.cli(&["unpause"]);
+    h.expect("web", "normal once unpaused", |e| {
+        e.status == Normal && e.running
+    })
+    .await;
+
     // sleep ignores SIGTERM as PID 1, so stop ends in SIGKILL after the timeout.
     c.cli(&["stop", "-t", "1"]);
     let e = h
