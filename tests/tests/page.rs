@@ -74,6 +74,31 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
     })
     .await;
 
+    // A service last checked 10 min ago, which nothing has marked since: the
+    // page says so, on its card and in the summary.
+    let res = sys
+        .client
+        .post(format!("{}/elkservice", sys.api))
+        .bearer_auth(elkservice_e2e::KEY)
+        .json(&json!({"Name": "quiet", "Status": "normal", "Running": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut conn = sys.db.connect().await;
+    sqlx::query(
+        "UPDATE elkservice SET last_checked_at = NOW(6) - INTERVAL 10 MINUTE WHERE name = 'quiet'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    eventually(10, "the api to read the check time", || async {
+        sys.row("quiet")
+            .await
+            .filter(|r| r["LastCheckedAt"].is_string())
+    })
+    .await;
+
     let (_driver, page) = browser().await;
     page.goto(&format!("{}/", sys.api)).await.unwrap();
     assert!(page
@@ -93,6 +118,27 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
         (status_of(&page, "web").await.as_deref() == Some("normal") && live == "up").then_some(())
     })
     .await;
+    let late = |service: &'static str| {
+        let page = &page;
+        async move {
+            page.find(Locator::Css(&format!("[data-service=\"{service}\"]")))
+                .await
+                .unwrap()
+                .attr("data-late")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(late("quiet").await.as_deref(), Some("true"));
+    assert_eq!(late("web").await.as_deref(), Some("false"));
+    let chip = page
+        .find(Locator::Id("late"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(chip, "1 not checked for 3 min");
     // A mark that a reload would wipe.
     page.execute("window.notReloaded = true;", vec![])
         .await

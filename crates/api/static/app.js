@@ -2,10 +2,16 @@
 // services once (noting the feed's X-Last-Seq), reads each one's last 24
 // hours from /uptime, then follows /elkservice/stream from that Seq. The
 // browser's EventSource reconnects by itself and resumes with Last-Event-ID;
-// if the feed no longer has that far back (410), the page lists again.
+// if the feed cannot go on from there (410: pruned that far back, or a cursor
+// from a database made afresh), the page lists again.
 "use strict";
 
 const DAY = 24 * 3600 * 1000;
+// A watched service is confirmed every 30 s (the watcher's default heartbeat),
+// and the writer marks the services of a silent watcher `unknown` after 90 s.
+// Not checked for longer than this, a service's row is old news that nothing
+// has marked: the broker or the writer itself may be gone.
+const LATE = 3 * 60 * 1000;
 const STATUSES = ["normal", "degraded", "down", "starting", "unknown"];
 const services = new Map(); // Id -> { row, segments: [{status, from, to|null}], card }
 const grid = document.getElementById("services");
@@ -25,6 +31,10 @@ function ago(iso) {
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} d ago`;
+}
+
+function isLate(row) {
+  return !!row.LastCheckedAt && Date.now() - Date.parse(row.LastCheckedAt) > LATE;
 }
 
 function el(tag, cls, text) {
@@ -61,12 +71,13 @@ function render(entry) {
   }
   card.dataset.service = row.Name;
   card.dataset.status = row.Status;
+  card.dataset.late = String(isLate(row));
   card.replaceChildren();
   const top = el("div", "top");
   top.append(el("span", "name", row.Name), el("span", "pill", row.Status));
   const facts = el("div", "facts");
-  const fact = (label, value) => {
-    const f = el("span");
+  const fact = (label, value, cls) => {
+    const f = el("span", cls);
     f.append(`${label} `, el("b", "", value));
     return f;
   };
@@ -77,6 +88,12 @@ function render(entry) {
     fact("Changed", ago(row.StatusChangedAt)),
     fact("24 h", ratio === null ? "–" : `${(ratio * 100).toFixed(ratio === 1 ? 0 : 2)} %`),
   );
+  // Only for a watched service: a row kept through the API is never checked.
+  if (row.LastCheckedAt) {
+    const checked = fact("Checked", ago(row.LastCheckedAt), "checked");
+    if (isLate(row)) checked.title = "No observation for over 3 min: is the watcher, the broker or the writer running?";
+    facts.append(checked);
+  }
   const bar = el("div", "timeline");
   bar.title = "The last 24 hours";
   const now = Date.now();
@@ -105,15 +122,23 @@ function applyFilter(card) {
 
 function summary() {
   const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
-  for (const { row } of services.values()) counts[row.Status] += 1;
-  const box = document.getElementById("summary");
-  box.replaceChildren(
-    ...STATUSES.filter((s) => counts[s] > 0).map((s) => {
-      const span = el("span");
-      span.append(el("b", "", String(counts[s])), ` ${s}`);
-      return span;
-    }),
-  );
+  let late = 0;
+  for (const { row } of services.values()) {
+    counts[row.Status] += 1;
+    if (isLate(row)) late += 1;
+  }
+  const chip = (n, text, cls) => {
+    const span = el("span", cls);
+    span.append(el("b", "", String(n)), ` ${text}`);
+    return span;
+  };
+  const chips = STATUSES.filter((s) => counts[s] > 0).map((s) => chip(counts[s], s));
+  if (late > 0) {
+    const c = chip(late, "not checked for 3 min", "late");
+    c.id = "late";
+    chips.push(c);
+  }
+  document.getElementById("summary").replaceChildren(...chips);
   document.getElementById("empty").hidden = services.size > 0;
 }
 
@@ -200,6 +225,24 @@ function retry() {
 filter.addEventListener("input", () => {
   for (const { card } of services.values()) if (card) applyFilter(card);
 });
-// "Changed … ago", the timelines and the 24 h figures move with the clock.
-setInterval(() => { for (const entry of services.values()) render(entry); }, 10000);
+// A confirmation moves LastCheckedAt without a feed entry: read the check
+// times again (the newer of the two wins over an entry that came meanwhile).
+async function refreshChecks() {
+  const res = await fetch("/elkservice?limit=0&fields=Id,LastCheckedAt");
+  if (!res.ok) return;
+  for (const { Id, LastCheckedAt } of await res.json()) {
+    const entry = services.get(Id);
+    if (entry && LastCheckedAt && !(Date.parse(entry.row.LastCheckedAt) >= Date.parse(LastCheckedAt))) {
+      entry.row.LastCheckedAt = LastCheckedAt;
+    }
+  }
+}
+
+// "Changed … ago", the check times, the timelines and the 24 h figures move
+// with the clock.
+setInterval(async () => {
+  await refreshChecks().catch(() => {});
+  for (const entry of services.values()) render(entry);
+  summary();
+}, 10000);
 load().catch(retry);
