@@ -56,12 +56,17 @@ async fn browser() -> (Driver, Client) {
     (driver, client)
 }
 
-async fn status_of(page: &Client, service: &str) -> Option<String> {
+/// An attribute of a service's element (`data-status`, `data-late`).
+async fn service_attr(page: &Client, service: &str, attr: &str) -> Option<String> {
     let card = page
         .find(Locator::Css(&format!("[data-service=\"{service}\"]")))
         .await
         .ok()?;
-    card.attr("data-status").await.ok().flatten()
+    card.attr(attr).await.ok().flatten()
+}
+
+async fn status_of(page: &Client, service: &str) -> Option<String> {
+    service_attr(page, service, "data-status").await
 }
 
 on_both_engines!(the_status_page_shows_a_killed_container_down_without_a_reload);
@@ -118,17 +123,7 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
         (status_of(&page, "web").await.as_deref() == Some("normal") && live == "up").then_some(())
     })
     .await;
-    let late = |service: &'static str| {
-        let page = &page;
-        async move {
-            page.find(Locator::Css(&format!("[data-service=\"{service}\"]")))
-                .await
-                .unwrap()
-                .attr("data-late")
-                .await
-                .unwrap()
-        }
-    };
+    let late = |service| service_attr(&page, service, "data-late");
     assert_eq!(late("quiet").await.as_deref(), Some("true"));
     assert_eq!(late("web").await.as_deref(), Some("false"));
     let chip = page
