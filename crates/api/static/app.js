@@ -69,9 +69,10 @@ function render(entry) {
     entry.card = card;
     grid.appendChild(card);
   }
+  const late = isLate(row);
   card.dataset.service = row.Name;
   card.dataset.status = row.Status;
-  card.dataset.late = String(isLate(row));
+  card.dataset.late = String(late);
   card.replaceChildren();
   const top = el("div", "top");
   top.append(el("span", "name", row.Name), el("span", "pill", row.Status));
@@ -91,7 +92,7 @@ function render(entry) {
   // Only for a watched service: a row kept through the API is never checked.
   if (row.LastCheckedAt) {
     const checked = fact("Checked", ago(row.LastCheckedAt), "checked");
-    if (isLate(row)) checked.title = "No observation for over 3 min: is the watcher, the broker or the writer running?";
+    if (late) checked.title = "No observation for over 3 min: is the watcher, the broker or the writer running?";
     facts.append(checked);
   }
   const bar = el("div", "timeline");

@@ -72,19 +72,23 @@ pub async fn stream(
         .or_else(|| params.since.clone());
     let mut conn = state.pool.acquire().await?;
     let since = match resume {
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|s| *s >= 0)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "the cursor must be a Seq (an integer >= 0), got {raw:?}"
-                ))
-            })?,
+        Some(raw) => {
+            let since = raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "the cursor must be a Seq (an integer >= 0), got {raw:?}"
+                    ))
+                })?;
+            check_kept(&mut conn, since).await?;
+            since
+        }
+        // The last Seq is always one the feed can go on from.
         None => feed::last_seq(&mut conn).await?,
     };
-    check_kept(&mut conn, since).await?;
     drop(conn);
     // Listening from now, so the feed's reader (idle while nobody listens,
     // without the read model) is following by the time this client is live.
