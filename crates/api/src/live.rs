@@ -251,8 +251,9 @@ pub mod retention {
 
     /// How often old entries are looked for.
     const EVERY: Duration = Duration::from_secs(600);
-    /// Most entries deleted in one statement, so no transaction grows large.
-    const BATCH: u32 = 10_000;
+    /// Most pages deleted in one statement (each of up to 256 entries, most
+    /// far fewer), so no transaction grows large.
+    const BATCH: u32 = 1_000;
 
     pub async fn run(pool: MySqlPool, days: u32) {
         let mut tick = tokio::time::interval(EVERY);
@@ -265,8 +266,8 @@ pub mod retention {
                     Err(e) => Err(e),
                 };
                 match pruned {
-                    Ok(n) if n == u64::from(BATCH) => continue,
-                    Ok(_) => break,
+                    Ok(0) => break,
+                    Ok(_) => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot prune the change feed");
                         break;

@@ -1,7 +1,7 @@
 //! The change feed: every change through the API is an entry, numbered in
 //! commit order, readable from a cursor, held open with `wait`.
 
-use crate::helpers::{assert_error, spawn_app, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_app_on, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -181,4 +181,124 @@ async fn a_cursor_ahead_of_the_feed_is_410() {
     let (entries, last) = changes(&app, "since=1").await;
     assert!(entries.is_empty());
     assert_eq!(last, 1);
+}
+
+/// A transaction's entries are kept in pages of up to 256; a reader who
+/// starts anywhere, inside a page or at its edge, gets exactly the entries
+/// after its cursor, in order, none twice.
+#[tokio::test]
+async fn a_cursor_anywhere_in_a_large_transaction_reads_exactly_what_follows() {
+    use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+    use elkservice_core::ServiceName;
+    use sqlx::Acquire;
+
+    let app = spawn_app().await;
+    let entry = |i: usize| NewChange {
+        kind: ChangeKind::Deleted,
+        service_id: i as i64,
+        name: ServiceName::parse(&format!("gone-{i}")).unwrap(),
+        at: chrono::Utc::now(),
+        from: None,
+        service: None,
+    };
+    let mut conn = app.db.connect().await;
+    let mut tx = conn.begin().await.unwrap();
+    let batch: Vec<_> = (1..=600).map(entry).collect();
+    assert_eq!(feed::record(&mut tx, &batch).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    for (since, limit, expect) in [
+        (0, 1000, 1..=600),
+        (255, 2, 256..=257),
+        (256, 1, 257..=257),
+        (300, 500, 301..=600),
+        (599, 10, 600..=600),
+    ] {
+        let (entries, last) = changes(&app, &format!("since={since}&limit={limit}")).await;
+        assert_eq!(last, 600);
+        let got: Vec<(i64, String)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e["Seq"].as_i64().unwrap(),
+                    e["Name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(i64, String)> = expect.map(|s| (s, format!("gone-{s}"))).collect();
+        assert_eq!(got, want, "since={since}&limit={limit}");
+    }
+}
+
+/// Entries recorded one row each, before the feed was kept in pages, read
+/// the same after the upgrade's migration, and the feed goes on after them.
+#[tokio::test]
+async fn entries_recorded_before_the_feed_had_pages_still_read_after_the_upgrade() {
+    use elkservice_core::config::DatabaseSettings;
+    use elkservice_core::db;
+    use elkservice_testkit::TestDatabase;
+
+    let database = TestDatabase::new();
+    let pool = db::connect_and_migrate(&DatabaseSettings {
+        url: database.url.clone(),
+        max_connections: 1,
+        acquire_timeout_secs: 5,
+    })
+    .await
+    .unwrap();
+    // The database as the version before left it: its table of entries,
+    // each row's form one of the two that version wrote or read.
+    for statement in [
+        "DELETE FROM _sqlx_migrations WHERE version = 20261127000001",
+        "DROP TABLE elkservice_change_page",
+        "CREATE TABLE elkservice_change (seq BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, \
+         service_id BIGINT NOT NULL, name VARCHAR(63) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+         at DATETIME(6) NOT NULL, from_status VARCHAR(16) NULL, service TEXT NULL, PRIMARY KEY (seq))",
+        r#"INSERT INTO elkservice_change VALUES
+           (1, 'created', 7, 'kibana', '2026-11-26 10:00:00.000001', NULL,
+            '{"Id":7,"Name":"kibana","Status":"unknown","Running":false,"FailedCount":0,"Detail":null,"StatusChangedAt":null,"LastCheckedAt":null,"CreatedAt":"2026-11-26T10:00:00.000001Z","UpdatedAt":"2026-11-26T10:00:00.000001Z"}'),
+           (2, 'transition', 7, 'kibana', '2026-11-26 10:00:05.5', 'unknown',
+            '["down",false,1,"exit \\"1\\"",1795687205500000,1795687205500000,1795687200000001,1795687206000000]'),
+           (3, 'deleted', 7, 'kibana', '2026-11-26 10:01:00', NULL, NULL)"#,
+        "UPDATE elkservice_feed SET value = 3 WHERE name = 'seq'",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    // The api's start runs the migration that moves them into pages.
+    let app = spawn_app_on(database).await;
+    let id = app.create("es", "normal").await["Id"].as_i64().unwrap();
+    let (entries, last) = changes(&app, "since=0").await;
+    assert_eq!(last, 4);
+    let summary: Vec<(i64, &str, Option<&str>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["Seq"].as_i64().unwrap(),
+                e["Kind"].as_str().unwrap(),
+                e["Service"]["Status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "created", Some("unknown")),
+            (2, "transition", Some("down")),
+            (3, "deleted", None),
+            (4, "created", Some("normal")),
+        ]
+    );
+    assert_eq!(entries[3]["Id"], id);
+    let down = &entries[1];
+    assert_eq!(down["At"], "2026-11-26T10:00:05.500Z");
+    assert_eq!(down["FromStatus"], "unknown");
+    assert_eq!(down["Service"]["Detail"], "exit \"1\"");
+    assert_eq!(down["Service"]["FailedCount"], 1);
+    assert_eq!(down["Service"]["CreatedAt"], "2026-11-26T10:00:00.000001Z");
+    assert_eq!(
+        entries[0]["Service"]["CreatedAt"],
+        "2026-11-26T10:00:00.000001Z"
+    );
 }

@@ -47,7 +47,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let db = TestDatabase::new();
+    spawn(TestDatabase::new(), tweak).await
+}
+
+/// The app over a database the test has prepared (its migrations run first).
+pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
+    spawn(db, |_| {}).await
+}
+
+async fn spawn(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(db.url.clone());
     tweak(&mut settings);
     let app = Application::build(settings).await.unwrap_or_else(|e| {

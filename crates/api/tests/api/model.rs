@@ -189,7 +189,7 @@ async fn a_read_waits_for_a_late_model_instead_of_going_to_the_database() {
     .await;
 
     let mut lock = app.db.connect().await;
-    sqlx::query("LOCK TABLES elkservice_change WRITE")
+    sqlx::query("LOCK TABLES elkservice_change_page WRITE")
         .execute(&mut lock)
         .await
         .unwrap();

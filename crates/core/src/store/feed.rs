@@ -8,15 +8,24 @@
 //! seen N has seen every entry below it, and the Seqs have no holes (an
 //! AUTO_INCREMENT id would promise neither: ids of concurrent transactions
 //! become visible out of order, and a rollback leaves a hole).
+//!
+//! A transaction's entries are stored in pages: runs of up to 256
+//! consecutive entries, one row each, keyed by the last Seq. MariaDB's work
+//! per row, not per byte, is what a writer's batch pays for (one row per
+//! entry cost a batch of 1,500 transitions about a sixth of its time in
+//! the database); readers, which read far less often than the writer
+//! writes, split the pages again.
 
-use super::columns::{name, optional_status, statement_chunks};
+use super::columns::statement_chunks;
 use super::script::Script;
 use crate::domain::{Service, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::{MySqlQueryResult, MySqlRow};
-use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
+use serde_json::value::RawValue;
+use sqlx::mysql::MySqlQueryResult;
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::borrow::Cow;
+use std::error::Error;
 use utoipa::ToSchema;
 
 /// What kind of change an entry records.
@@ -87,56 +96,90 @@ pub struct NewChange {
     pub service: Option<Service>,
 }
 
-impl FromRow<'_, MySqlRow> for Change {
-    fn from_row(row: &MySqlRow) -> Result<Self, sqlx::Error> {
-        let kind: String = row.try_get("kind")?;
-        let service: Option<String> = row.try_get("service")?;
-        let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
-            index: "service".into(),
-            source: e,
-        };
-        let (id, name) = (row.try_get("service_id")?, name(row)?);
-        Ok(Change {
-            seq: row.try_get("seq")?,
-            kind: ChangeKind::parse(&kind)
-                .ok_or_else(|| decode(format!("kind {kind:?}").into()))?,
-            service: service
-                .map(|stored| load_row(id, name.clone(), &stored).map_err(decode))
-                .transpose()?,
-            id,
-            name,
-            at: row.try_get("at")?,
-            from_status: optional_status(row, "from_status")?,
+/// Most entries in one page: a reader whose cursor falls inside a page
+/// decodes up to this many entries it has seen already.
+const PAGE: usize = 256;
+
+/// An entry as a page stores it: Kind, Id, Name, At (microseconds since the
+/// epoch, all that `DATETIME(6)` kept), FromStatus, and the row after the
+/// change (see [`StoredRow`]). Its Seq is its place in the page.
+type StoredEntry<'a> = (
+    &'a str,
+    i64,
+    &'a str,
+    i64,
+    Option<Status>,
+    Option<StoredRow<'a>>,
+);
+
+/// The same, as read: the row stays raw until [`load_row`] tells its form.
+#[derive(Deserialize)]
+struct ReadEntry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+    Option<Status>,
+    #[serde(borrow)] Option<&'a RawValue>,
+);
+
+/// A page's text: a JSON array of its entries.
+fn store_page(changes: &[NewChange]) -> String {
+    let entries: Vec<StoredEntry> = changes
+        .iter()
+        .map(|c| {
+            (
+                c.kind.as_str(),
+                c.service_id,
+                c.name.as_str(),
+                c.at.timestamp_micros(),
+                c.from,
+                c.service.as_ref().map(StoredRow::of),
+            )
         })
-    }
+        .collect();
+    serde_json::to_string(&entries).expect("entries serialise")
 }
 
-/// The row after a change, as `elkservice_change.service` stores it: a JSON
-/// array of what the entry's columns do not already hold (Status, Running,
-/// FailedCount, Detail, StatusChangedAt, LastCheckedAt, CreatedAt,
-/// UpdatedAt), times in microseconds since the epoch, which is all that a
-/// `DATETIME(6)` keeps. It is 40 % of the size of the row's JSON object (118
-/// bytes against 293 with a short `Detail`), and the writer pays for every
-/// byte inside its transaction: in the writer bench's live bursts of
-/// 100,000 events, its transactions took 3.0–3.6 s in all with the object
-/// and 2.6–3.2 s with the array, and MariaDB's CPU fell by about 0.1 s
-/// (README, "The writer").
-fn store_row(s: &Service) -> String {
-    let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
-    serde_json::to_string(&StoredRow(
-        s.status,
-        s.running,
-        s.failed_count,
-        s.detail.as_deref().map(Cow::Borrowed),
-        micros(s.status_changed_at),
-        micros(s.last_checked_at),
-        s.created_at.timestamp_micros(),
-        s.updated_at.timestamp_micros(),
-    ))
-    .expect("a row serialises")
+/// The entries of the page that begins at `first`, as clients read them.
+fn load_page(first: i64, stored: &str) -> Result<Vec<Change>, Box<dyn Error + Send + Sync>> {
+    let entries: Vec<ReadEntry> = serde_json::from_str(stored)?;
+    (first..)
+        .zip(entries)
+        .map(|(seq, ReadEntry(kind, id, name, at, from_status, row))| {
+            let name = ServiceName::parse(&name)?;
+            Ok(Change {
+                seq,
+                kind: ChangeKind::parse(&kind).ok_or_else(|| format!("kind {kind:?}"))?,
+                service: row
+                    .map(|row| load_row(id, name.clone(), row.get()))
+                    .transpose()?,
+                id,
+                name,
+                at: micros_time(at)?,
+                from_status,
+            })
+        })
+        .collect()
 }
 
-/// The stored form's fields, in order; a tuple struct is a JSON array.
+/// The newest `At` of a page's entries: retention deletes a page once it
+/// is older than the cutoff.
+fn newest(changes: &[NewChange]) -> DateTime<Utc> {
+    changes
+        .iter()
+        .map(|c| c.at)
+        .max()
+        .expect("a page has entries")
+}
+
+/// The row after a change, as a page stores it: a JSON array of what the
+/// entry's other fields do not already hold (Status, Running, FailedCount,
+/// Detail, StatusChangedAt, LastCheckedAt, CreatedAt, UpdatedAt), times in
+/// microseconds since the epoch, which is all that a `DATETIME(6)` keeps. It
+/// is 40 % of the size of the row's JSON object (118 bytes against 293 with
+/// a short `Detail`), and the writer pays for every byte inside its
+/// transaction (README, "The writer").
 #[derive(Serialize, Deserialize)]
 struct StoredRow<'a>(
     Status,
@@ -149,22 +192,39 @@ struct StoredRow<'a>(
     i64,
 );
 
-/// The row that [`store_row`] stored for the service `id` named `name`.
+impl<'a> StoredRow<'a> {
+    fn of(s: &'a Service) -> Self {
+        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+        StoredRow(
+            s.status,
+            s.running,
+            s.failed_count,
+            s.detail.as_deref().map(Cow::Borrowed),
+            micros(s.status_changed_at),
+            micros(s.last_checked_at),
+            s.created_at.timestamp_micros(),
+            s.updated_at.timestamp_micros(),
+        )
+    }
+}
+
+fn micros_time(micros: i64) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_micros(micros).ok_or(format!("time {micros} out of range"))
+}
+
+/// The row that [`StoredRow`] stored for the service `id` named `name`.
 /// Entries recorded before that form hold the row's JSON object instead,
 /// and read as such until retention prunes them.
 fn load_row(
     id: i64,
     name: ServiceName,
     stored: &str,
-) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Service, Box<dyn Error + Send + Sync>> {
     if !stored.starts_with('[') {
         return Ok(serde_json::from_str(stored)?);
     }
     let StoredRow(status, running, failed_count, detail, changed, checked, created, updated) =
         serde_json::from_str(stored)?;
-    let time = |micros: i64| {
-        DateTime::from_timestamp_micros(micros).ok_or(format!("time {micros} out of range"))
-    };
     Ok(Service {
         id,
         name,
@@ -172,16 +232,15 @@ fn load_row(
         running,
         failed_count,
         detail: detail.map(Cow::into_owned),
-        status_changed_at: changed.map(time).transpose()?,
-        last_checked_at: checked.map(time).transpose()?,
-        created_at: time(created)?,
-        updated_at: time(updated)?,
+        status_changed_at: changed.map(micros_time).transpose()?,
+        last_checked_at: checked.map(micros_time).transpose()?,
+        created_at: micros_time(created)?,
+        updated_at: micros_time(updated)?,
     })
 }
 
 /// What [`record`] and [`push_record`] begin with, before their values.
-const INSERT_HEAD: &str = "INSERT INTO elkservice_change \
-     (seq, kind, service_id, name, at, from_status, service) ";
+const INSERT_HEAD: &str = "INSERT INTO elkservice_change_page (last_seq, first_seq, at, entries) ";
 
 /// Give `changes` their Seqs and record them; returns the first Seq (the
 /// others follow it). Call it last in the transaction, just before COMMIT:
@@ -200,18 +259,16 @@ pub async fn record(conn: &mut MySqlConnection, changes: &[NewChange]) -> Result
     .await?
     .last_insert_id() as i64;
     let first = last - changes.len() as i64 + 1;
+    let pages: Vec<&[NewChange]> = changes.chunks(PAGE).collect();
     let mut seq = first;
-    for chunk in statement_chunks(changes) {
+    for chunk in statement_chunks(&pages) {
         let mut q = QueryBuilder::<MySql>::new(INSERT_HEAD);
-        q.push_values(chunk, |mut row, c| {
-            row.push_bind(seq)
-                .push_bind(c.kind.as_str())
-                .push_bind(c.service_id)
-                .push_bind(c.name.as_str())
-                .push_bind(c.at)
-                .push_bind(c.from.map(Status::as_str))
-                .push_bind(c.service.as_ref().map(store_row));
-            seq += 1;
+        q.push_values(chunk, |mut row, page| {
+            row.push_bind(seq + page.len() as i64 - 1)
+                .push_bind(seq)
+                .push_bind(newest(page))
+                .push_bind(store_page(page));
+            seq += page.len() as i64;
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -234,24 +291,20 @@ pub fn push_record(script: &mut Script, changes: &[NewChange]) -> Seqs {
     script.value(counted).push(") WHERE name = 'seq'");
     // LAST_INSERT_ID() is the counter's new value until an AUTO_INCREMENT
     // insert changes it, which this table has none of.
-    let mut before_last = counted;
-    script.insert(INSERT_HEAD, changes, |script, c| {
-        before_last -= 1;
+    let pages: Vec<&[NewChange]> = changes.chunks(PAGE).collect();
+    let mut after_page = counted;
+    script.insert(INSERT_HEAD, &pages, |script, page| {
+        // Seqs from the end: the page's last is the counter less the entries after it.
+        after_page -= page.len() as i64;
         script
             .push("LAST_INSERT_ID() - ")
-            .value(before_last)
+            .value(after_page)
+            .push(", LAST_INSERT_ID() - ")
+            .value(after_page + page.len() as i64 - 1)
             .push(", ")
-            .value(c.kind.as_str())
+            .value(newest(page))
             .push(", ")
-            .value(c.service_id)
-            .push(", ")
-            .value(c.name.as_str())
-            .push(", ")
-            .value(c.at)
-            .push(", ")
-            .value(c.from.map(Status::as_str))
-            .push(", ")
-            .value(c.service.as_ref().map(store_row));
+            .value(store_page(page));
     });
     Seqs {
         statement: Some(statement),
@@ -302,36 +355,51 @@ pub async fn after(
     since: i64,
     limit: u32,
 ) -> Result<Vec<Change>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT seq, kind, service_id, name, at, from_status, service FROM elkservice_change \
-         WHERE seq > ? ORDER BY seq LIMIT ?",
+    let until = since + i64::from(limit);
+    // The pages that hold since + 1 ..= until. Seqs have no holes, so the
+    // last of them ends before until + PAGE: the range on the key is bounded
+    // as well as the pages' starts.
+    let pages: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT first_seq, entries FROM elkservice_change_page \
+         WHERE last_seq > ? AND last_seq < ? AND first_seq <= ? ORDER BY last_seq",
     )
     .bind(since)
-    .bind(limit)
+    .bind(until + PAGE as i64)
+    .bind(until)
     .fetch_all(conn)
-    .await
+    .await?;
+    let mut changes = Vec::new();
+    for (first, stored) in pages {
+        let page = load_page(first, &stored).map_err(|e| sqlx::Error::ColumnDecode {
+            index: "entries".into(),
+            source: e,
+        })?;
+        changes.extend(page.into_iter().filter(|c| c.seq > since && c.seq <= until));
+    }
+    Ok(changes)
 }
 
-/// Delete the oldest entries, in Seq order, up to the first one at or after
-/// `cutoff` (at most `batch` of them), and return how many went. Walking the
-/// primary key from its start reads only what goes (and one more), so `at`
-/// needs no index of its own, which every writing transaction would pay for.
+/// Delete the oldest pages, in Seq order, up to the first one with an entry
+/// at or after `cutoff` (at most `batch` pages), and return how many entries
+/// went. Walking the primary key from its start reads only what goes (and
+/// one more), so `at` needs no index of its own, which every writing
+/// transaction would pay for.
 pub async fn prune(
     conn: &mut MySqlConnection,
     cutoff: DateTime<Utc>,
     batch: u32,
 ) -> Result<u64, sqlx::Error> {
-    let oldest: Vec<(i64, DateTime<Utc>)> =
-        sqlx::query_as("SELECT seq, at FROM elkservice_change ORDER BY seq LIMIT ?")
-            .bind(batch)
-            .fetch_all(&mut *conn)
-            .await?;
-    let Some(through) = oldest
+    let oldest: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT first_seq, last_seq, at FROM elkservice_change_page ORDER BY last_seq LIMIT ?",
+    )
+    .bind(batch)
+    .fetch_all(&mut *conn)
+    .await?;
+    let going: Vec<_> = oldest
         .iter()
-        .take_while(|(_, at)| *at < cutoff)
-        .map(|(seq, _)| *seq)
-        .last()
-    else {
+        .take_while(|(_, _, at)| *at < cutoff)
+        .collect();
+    let Some(&&(_, through, _)) = going.last() else {
         return Ok(0);
     };
     // The mark first: a reader is told it is behind before its entries go.
@@ -339,11 +407,14 @@ pub async fn prune(
         .bind(through)
         .execute(&mut *conn)
         .await?;
-    let done = sqlx::query("DELETE FROM elkservice_change WHERE seq <= ?")
+    sqlx::query("DELETE FROM elkservice_change_page WHERE last_seq <= ?")
         .bind(through)
         .execute(&mut *conn)
         .await?;
-    Ok(done.rows_affected())
+    Ok(going
+        .iter()
+        .map(|(first, last, _)| (last - first + 1) as u64)
+        .sum())
 }
 
 #[cfg(test)]
@@ -377,7 +448,7 @@ mod tests {
             service(Some("exit code 137, \"OOM\" \u{1F4A5}"), true),
             service(None, false),
         ] {
-            let stored = store_row(&s);
+            let stored = serde_json::to_string(&StoredRow::of(&s)).unwrap();
             let back = load_row(s.id, s.name.clone(), &stored).unwrap();
             assert!(same(&back, &s), "{stored} read back as {back:?}");
             // What the compact form is for: well under half the object.
@@ -403,6 +474,54 @@ mod tests {
             "{\"Id\":1}",
         ] {
             assert!(load_row(1, name.clone(), stored).is_err(), "{stored}");
+        }
+    }
+
+    #[test]
+    fn a_page_reads_back_as_its_entries_numbered_from_its_first_seq() {
+        let s = service(Some("exit code 1"), true);
+        let at = Utc.timestamp_opt(1_795_000_003, 123_456_789).unwrap();
+        let entry = |kind, service: Option<&Service>| NewChange {
+            kind,
+            service_id: s.id,
+            name: s.name.clone(),
+            at,
+            from: service.map(|_| Status::Normal),
+            service: service.cloned(),
+        };
+        let page = [
+            entry(ChangeKind::Transition, Some(&s)),
+            entry(ChangeKind::Deleted, None),
+        ];
+        let changes = load_page(41, &store_page(&page)).unwrap();
+        assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [41, 42]);
+        let (first, second) = (&changes[0], &changes[1]);
+        assert_eq!(
+            (first.kind, first.id, first.name.as_str()),
+            (ChangeKind::Transition, 7, "kibana")
+        );
+        assert_eq!(first.from_status, Some(Status::Normal));
+        assert!(same(first.service.as_ref().unwrap(), &s));
+        // To the microsecond, as a DATETIME(6) column kept it.
+        assert_eq!(
+            first.at,
+            Utc.timestamp_opt(1_795_000_003, 123_456_000).unwrap()
+        );
+        assert_eq!(second.kind, ChangeKind::Deleted);
+        assert!(second.service.is_none() && second.from_status.is_none());
+    }
+
+    #[test]
+    fn a_damaged_page_is_an_error_not_made_up_entries() {
+        for stored in [
+            "",
+            "{}",
+            "[[\"moved\",7,\"kibana\",0,null,null]]",
+            "[[\"deleted\",7,\"no/such name\",0,null,null]]",
+            "[[\"deleted\",7,\"kibana\",9223372036854775807,null,null]]",
+            "[[\"updated\",7,\"kibana\",0,\"normal\",[\"down\"]]]",
+        ] {
+            assert!(load_page(1, stored).is_err(), "{stored}");
         }
     }
 }
