@@ -26,6 +26,7 @@ use sqlx::mysql::MySqlQueryResult;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::borrow::Cow;
 use std::error::Error;
+use std::ops::RangeInclusive;
 use utoipa::ToSchema;
 
 /// What kind of change an entry records.
@@ -141,11 +142,19 @@ fn store_page(changes: &[NewChange]) -> String {
     serde_json::to_string(&entries).expect("entries serialise")
 }
 
-/// The entries of the page that begins at `first`, as clients read them.
-fn load_page(first: i64, stored: &str) -> Result<Vec<Change>, Box<dyn Error + Send + Sync>> {
+/// The entries of the page that holds Seqs `seqs`, those in `keep`, as
+/// clients read them.
+fn load_page(
+    seqs: RangeInclusive<i64>,
+    stored: &str,
+    keep: &RangeInclusive<i64>,
+) -> Result<Vec<Change>, Box<dyn Error + Send + Sync>> {
     let entries: Vec<ReadEntry> = serde_json::from_str(stored)?;
-    (first..)
-        .zip(entries)
+    if entries.len() as i64 != seqs.end() - seqs.start() + 1 {
+        return Err(format!("{} entries for Seqs {seqs:?}", entries.len()).into());
+    }
+    seqs.zip(entries)
+        .filter(|(seq, _)| keep.contains(seq))
         .map(|(seq, ReadEntry(kind, id, name, at, from_status, row))| {
             let name = ServiceName::parse(&name)?;
             Ok(Change {
@@ -359,8 +368,8 @@ pub async fn after(
     // The pages that hold since + 1 ..= until. Seqs have no holes, so the
     // last of them ends before until + PAGE: the range on the key is bounded
     // as well as the pages' starts.
-    let pages: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT first_seq, entries FROM elkservice_change_page \
+    let pages: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT first_seq, last_seq, entries FROM elkservice_change_page \
          WHERE last_seq > ? AND last_seq < ? AND first_seq <= ? ORDER BY last_seq",
     )
     .bind(since)
@@ -368,13 +377,15 @@ pub async fn after(
     .bind(until)
     .fetch_all(conn)
     .await?;
+    let keep = since + 1..=until;
     let mut changes = Vec::new();
-    for (first, stored) in pages {
-        let page = load_page(first, &stored).map_err(|e| sqlx::Error::ColumnDecode {
-            index: "entries".into(),
-            source: e,
-        })?;
-        changes.extend(page.into_iter().filter(|c| c.seq > since && c.seq <= until));
+    for (first, last, stored) in pages {
+        let page =
+            load_page(first..=last, &stored, &keep).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "entries".into(),
+                source: e,
+            })?;
+        changes.extend(page);
     }
     Ok(changes)
 }
@@ -493,7 +504,7 @@ mod tests {
             entry(ChangeKind::Transition, Some(&s)),
             entry(ChangeKind::Deleted, None),
         ];
-        let changes = load_page(41, &store_page(&page)).unwrap();
+        let changes = load_page(41..=42, &store_page(&page), &(0..=i64::MAX)).unwrap();
         assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [41, 42]);
         let (first, second) = (&changes[0], &changes[1]);
         assert_eq!(
@@ -509,6 +520,9 @@ mod tests {
         );
         assert_eq!(second.kind, ChangeKind::Deleted);
         assert!(second.service.is_none() && second.from_status.is_none());
+        // A reader whose cursor is inside the page gets only what follows it.
+        let rest = load_page(41..=42, &store_page(&page), &(42..=100)).unwrap();
+        assert_eq!(rest.iter().map(|c| c.seq).collect::<Vec<_>>(), [42]);
     }
 
     #[test]
@@ -520,8 +534,9 @@ mod tests {
             "[[\"deleted\",7,\"no/such name\",0,null,null]]",
             "[[\"deleted\",7,\"kibana\",9223372036854775807,null,null]]",
             "[[\"updated\",7,\"kibana\",0,\"normal\",[\"down\"]]]",
+            "[]",
         ] {
-            assert!(load_page(1, stored).is_err(), "{stored}");
+            assert!(load_page(1..=1, stored, &(1..=1)).is_err(), "{stored}");
         }
     }
 }
