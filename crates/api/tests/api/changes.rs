@@ -249,7 +249,7 @@ async fn entries_recorded_before_the_feed_had_pages_still_read_after_the_upgrade
     // The database as the version before left it: its table of entries,
     // each row's form one of the two that version wrote or read.
     for statement in [
-        "DELETE FROM _sqlx_migrations WHERE version = 20261127000001",
+        "DELETE FROM _sqlx_migrations WHERE version BETWEEN 20261127000001 AND 20261127000003",
         "DROP TABLE elkservice_change_page",
         "CREATE TABLE elkservice_change (seq BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, \
          service_id BIGINT NOT NULL, name VARCHAR(63) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
