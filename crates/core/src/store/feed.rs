@@ -364,7 +364,9 @@ pub async fn after(
     since: i64,
     limit: u32,
 ) -> Result<Vec<Change>, sqlx::Error> {
-    let until = since + i64::from(limit);
+    // Saturating: a cursor is the client's number, checked against the feed
+    // by the routes but not here.
+    let until = since.saturating_add(i64::from(limit));
     // The pages that hold since + 1 ..= until. Seqs have no holes, so the
     // last of them ends before until + PAGE: the range on the key is bounded
     // as well as the pages' starts.
@@ -373,7 +375,7 @@ pub async fn after(
          WHERE last_seq > ? AND last_seq < ? AND first_seq <= ? ORDER BY last_seq",
     )
     .bind(since)
-    .bind(until + PAGE as i64)
+    .bind(until.saturating_add(PAGE as i64))
     .bind(until)
     .fetch_all(conn)
     .await?;
