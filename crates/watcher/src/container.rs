@@ -111,10 +111,11 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bo
         detail.push(c.health.clone());
     }
     let planned = status == Status::Down && (stopped_on_request || paused);
-    if planned && !paused {
-        detail.push("stopped on request".into());
-    }
+    // A paused container has not stopped: "container paused" says it all.
     if status == Status::Down && !paused {
+        if stopped_on_request {
+            detail.push("stopped on request".into());
+        }
         if let Some(code) = c.exit_code {
             detail.push(format!("exit code {code}"));
         }
