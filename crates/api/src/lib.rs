@@ -16,7 +16,8 @@
 //!   run is in `elkservice_core::store`.
 //! - [`openapi`] describes the routes; [`tls`] reads the HTTPS certificate;
 //!   [`startup::Application`] builds the server the same way for `main` and
-//!   for the tests.
+//!   for the tests; [`truth`] brings changes made to the table outside
+//!   elkservice into the feed.
 
 pub mod auth;
 pub mod error;
@@ -34,5 +35,6 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod tls;
+pub mod truth;
 pub mod uptime;
 pub mod writes;

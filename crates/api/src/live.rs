@@ -146,6 +146,21 @@ impl FeedHub {
                         own = None;
                         continue;
                     };
+                    if let Some((_, last)) = checked.as_ref().filter(|(_, last)| *last < from) {
+                        // The feed was made afresh under us (the whole database
+                        // restored): its Seqs mean other changes now. Load anew.
+                        tracing::warn!(
+                            cursor = from,
+                            last_seq = last,
+                            "the change feed went back; loading the rows again"
+                        );
+                        if let Some(model) = &model {
+                            model.forget();
+                        }
+                        cursor = None;
+                        continue;
+                    }
+                    let checked = checked.map(|(checked, _)| checked);
                     let complete = batch.len() < READ as usize;
                     if let Some(model) = &model {
                         model.apply(&batch, complete.then_some(started));
@@ -214,7 +229,9 @@ async fn snapshot_tx(
 }
 
 /// The feed's last Seq and every row, read in one snapshot.
-async fn snapshot(conn: &mut MySqlConnection) -> Result<(i64, Vec<Service>), sqlx::Error> {
+pub(crate) async fn snapshot(
+    conn: &mut MySqlConnection,
+) -> Result<(i64, Vec<Service>), sqlx::Error> {
     let mut tx = snapshot_tx(conn).await?;
     let seq = feed::last_seq(&mut tx).await?;
     let rows = services::select()
@@ -225,21 +242,22 @@ async fn snapshot(conn: &mut MySqlConnection) -> Result<(i64, Vec<Service>), sql
     Ok((seq, rows))
 }
 
-/// The entries after `from`; with `refresh`, also every row's check times,
-/// in the same snapshot.
+/// The entries after `from`; with `refresh`, also every row's check times
+/// and the feed's last Seq, in the same snapshot.
 async fn follow(
     conn: &mut MySqlConnection,
     from: i64,
     refresh: bool,
-) -> Result<(Vec<Change>, Option<Vec<CheckTimes>>), sqlx::Error> {
+) -> Result<(Vec<Change>, Option<(Vec<CheckTimes>, i64)>), sqlx::Error> {
     if !refresh {
         return Ok((feed::after(conn, from, READ).await?, None));
     }
     let mut tx = snapshot_tx(conn).await?;
     let batch = feed::after(&mut tx, from, READ).await?;
     let checked = services::check_times(&mut tx).await?;
+    let last = feed::last_seq(&mut tx).await?;
     tx.commit().await?;
-    Ok((batch, Some(checked)))
+    Ok((batch, Some((checked, last))))
 }
 
 /// Retention: entries older than `api.feed_retention_days` are deleted in the

@@ -26,6 +26,7 @@ use actix_web::http::header::EntityTag;
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::Change;
 use elkservice_core::store::services::CheckTimes;
+use elkservice_core::store::unannounced::Noted;
 use elkservice_core::Service;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -248,6 +249,57 @@ impl ReadModel {
         })
     }
 
+    /// Every feed entry up to this Seq is applied.
+    pub fn seq(&self) -> i64 {
+        self.read().seq
+    }
+
+    /// What `table` (every row, read in one snapshot as of feed position
+    /// `seq`) holds that the feed never said: rows it has and the model
+    /// does not, rows the model has and it does not, and rows whose content
+    /// differs in what a feed entry would show. Rows the model took from an
+    /// entry after `seq` are left out: the snapshot is older than them.
+    pub(crate) fn unannounced(&self, seq: i64, table: &[Service]) -> Vec<Noted> {
+        let state = self.read();
+        let mut found = Vec::new();
+        let mut ids = std::collections::HashSet::with_capacity(table.len());
+        for row in table {
+            ids.insert(row.id);
+            let before = match state.rows.get(&row.id) {
+                Some(slot) if slot.seq > seq => continue,
+                Some(Slot { row: Some(r), .. }) if seen(&r.service) == seen(row) => continue,
+                Some(Slot { row: Some(r), .. }) => Some(r.service.status),
+                _ => None,
+            };
+            found.push(Noted {
+                id: row.id,
+                name: row.name.clone(),
+                before,
+            });
+        }
+        for (id, slot) in &state.rows {
+            if let Some(r) = slot.row.as_ref().filter(|_| slot.seq <= seq) {
+                if !ids.contains(id) {
+                    found.push(Noted {
+                        id: *id,
+                        name: r.service.name.clone(),
+                        before: Some(r.service.status),
+                    });
+                }
+            }
+        }
+        found
+    }
+
+    /// Forget every row: the feed was made afresh (a restore of the whole
+    /// database), so the Seqs the model holds mean other changes.
+    pub(crate) fn forget(&self) {
+        let mut state = self.write();
+        *state = State::default();
+        // Not fresh until loaded again: reads go to the database meanwhile.
+        self.fresh_at.store(0, Ordering::Release);
+    }
+
     /// A write of this process, committed as `seq`: in the model at once.
     pub fn apply_own(&self, seq: i64, id: i64, row: Option<&Service>) {
         let mut state = self.write();
@@ -363,6 +415,15 @@ impl ReadModel {
     }
 }
 
+/// What a feed entry shows of a row: all but the times that a confirmation
+/// moves without one.
+fn seen(s: &Service) -> impl PartialEq + '_ {
+    (
+        (&s.name, s.status, s.running, s.failed_count),
+        (&s.detail, s.status_changed_at, s.created_at),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +467,41 @@ mod tests {
         assert_eq!(name_of(&model, 1).as_deref(), Some("as-read"));
         assert_eq!(name_of(&model, 2).as_deref(), Some("created"));
         assert_eq!(name_of(&model, 3), None);
+    }
+
+    #[test]
+    fn a_table_that_differs_from_the_feed_names_each_difference_once() {
+        let model = ReadModel::new(Duration::from_secs(60));
+        let unchanged = service(1, "same");
+        let mut edited = service(2, "edited");
+        let gone = service(3, "gone");
+        let mut newer = service(4, "newer-than-snapshot");
+        model.load(
+            10,
+            vec![unchanged.clone(), edited.clone(), gone, newer.clone()],
+            Instant::now(),
+        );
+        // An entry after the snapshot: the table's older copy is not a change.
+        newer.status = Status::Down;
+        model.apply_own(11, 4, Some(&newer));
+        let mut checked = unchanged.clone();
+        checked.last_checked_at = Some(checked.created_at);
+        edited.status = Status::Down;
+        let table = vec![
+            checked,
+            edited,
+            service(4, "newer-than-snapshot"),
+            service(5, "new"),
+        ];
+        let found = model.unannounced(10, &table);
+        let named: Vec<_> = found.iter().map(|n| (n.id, n.before)).collect();
+        assert_eq!(
+            named,
+            [
+                (2, Some(Status::Normal)),
+                (5, None),
+                (3, Some(Status::Normal))
+            ]
+        );
     }
 }

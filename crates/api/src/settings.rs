@@ -32,6 +32,9 @@ pub struct ApiSettings {
     /// this far behind the database (see `model`); 0 sends every read to
     /// the database.
     pub read_model_max_lag_ms: u64,
+    /// A change made to the table outside elkservice (plain SQL, a restore)
+    /// is in the feed, and so in every read, within this many seconds.
+    pub external_change_secs: u64,
     /// PEM files of the certificate chain and its private key: both set,
     /// the api speaks HTTPS only.
     #[serde(default)]
@@ -48,6 +51,7 @@ auth_reads = false
 shutdown_timeout_secs = 30
 feed_retention_days = 30
 read_model_max_lag_ms = 1000
+external_change_secs = 2
 "#;
 
 impl Settings {
@@ -68,6 +72,11 @@ impl Settings {
         if s.api.read_model_max_lag_ms > 60_000 {
             return Err(ConfigError::Message(
                 "api.read_model_max_lag_ms must be from 0 (off) to 60000".into(),
+            ));
+        }
+        if !(1..=3600).contains(&s.api.external_change_secs) {
+            return Err(ConfigError::Message(
+                "api.external_change_secs must be from 1 to 3600".into(),
             ));
         }
         if s.api.tls_cert.is_some() != s.api.tls_key.is_some() {

@@ -8,12 +8,13 @@ use crate::observe::observe;
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
 use crate::writes::Writes;
-use crate::{openapi, routes};
+use crate::{openapi, routes, truth};
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use elkservice_core::db;
+use elkservice_core::store::unannounced;
 use sqlx::MySqlPool;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ impl Application {
     /// Connect to the database, migrate it, and bind the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::connect_and_migrate(&settings.database).await?;
+        // Here, not in a migration: a restore without them is mended by a restart.
+        unannounced::install(&mut *pool.acquire().await?).await?;
         Self::with_pool(&settings.api, pool, settings.database.max_connections)
     }
 
@@ -64,6 +67,11 @@ impl Application {
             model,
         });
         tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days));
+        tokio::spawn(truth::run(
+            state.pool.clone(),
+            state.model.clone(),
+            Duration::from_secs(api.external_change_secs),
+        ));
         let spec = openapi::spec();
         let server = HttpServer::new(move || {
             App::new()

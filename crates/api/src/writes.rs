@@ -31,7 +31,7 @@ use crate::model::ReadModel;
 use crate::precondition::IfMatch;
 use chrono::{DateTime, Utc};
 use elkservice_core::db;
-use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+use elkservice_core::store::feed::{self, ChangeKind, NewChange, Source};
 use elkservice_core::store::script::Script;
 use elkservice_core::store::services::{self as rows, Replacement, RowValues};
 use elkservice_core::store::{history, HistoryRow};
@@ -78,6 +78,7 @@ fn change(
         at,
         from,
         service: Some(service.clone()),
+        source: Source::Api,
     }
 }
 

@@ -53,6 +53,7 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .with_context(|| format!("DATABASE_URL is not a MySQL URL: {shown}"))?
         .statement_cache_capacity(STATEMENT_CACHE);
     let pool = MySqlPoolOptions::new()
+        .after_connect(|conn, _| Box::pin(announce(conn)))
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .connect_with(options)
@@ -73,9 +74,23 @@ pub const STATEMENT_CACHE: usize = 512;
 /// pool would): for work that must not queue behind the pool's other users.
 pub async fn connect_like(pool: &MySqlPool) -> Result<MySqlConnection, sqlx::Error> {
     let wait = pool.options().get_acquire_timeout();
-    tokio::time::timeout(wait, MySqlConnection::connect_with(&pool.connect_options()))
+    let mut conn =
+        tokio::time::timeout(wait, MySqlConnection::connect_with(&pool.connect_options()))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    announce(&mut conn).await?;
+    Ok(conn)
+}
+
+/// Mark a connection as elkservice's own: its programs record their changes
+/// in the feed themselves, so the table's triggers leave them to it (see
+/// `store::unannounced`). Every connection that writes the table is made by
+/// [`connect_and_migrate`]'s pool or by [`connect_like`], which both do this.
+async fn announce(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET @elkservice_announced = 1")
+        .execute(conn)
         .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)?
+        .map(drop)
 }
 
 /// The connection in `slot`, for a program's serial transactions outside its
@@ -130,24 +145,46 @@ const MIGRATION_LOCK_SECS: u32 = 120;
 /// two processes starting together would both apply the same migration.
 pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    // Lock names are server-wide and at most 64 characters: key them by a digest
-    // of the database name.
-    let lock = "CONCAT('elkservice.migrate.', MD5(DATABASE()))";
-    let got: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({lock}, ?)"))
-        .bind(MIGRATION_LOCK_SECS)
-        .fetch_one(&mut *conn)
-        .await?;
     anyhow::ensure!(
-        got == Some(1),
+        lock(&mut conn, "migrate", MIGRATION_LOCK_SECS).await?,
         "another process held the migration lock for over {MIGRATION_LOCK_SECS} s"
     );
     // run_direct, not run: run's `Acquire` bound makes this future not provably
     // Send (a known sqlx limitation), and the writer runs it on a spawned task.
     let result = MIGRATOR.run_direct(&mut *conn).await;
-    sqlx::query(&format!("DO RELEASE_LOCK({lock})"))
-        .execute(&mut *conn)
-        .await?;
+    unlock(&mut conn, "migrate").await?;
     Ok(result?)
+}
+
+/// The name of this database's lock for `purpose`. Lock names are
+/// server-wide and at most 64 characters: they are keyed by a digest of the
+/// database's name.
+fn lock_name(purpose: &str) -> String {
+    format!("CONCAT('elkservice.{purpose}.', MD5(DATABASE()))")
+}
+
+/// Take this database's named lock for `purpose` (MariaDB's `GET_LOCK`,
+/// held by the connection until [`unlock`] or until it closes), waiting up
+/// to `wait_secs`; false if another connection kept it.
+pub async fn lock(
+    conn: &mut MySqlConnection,
+    purpose: &'static str,
+    wait_secs: u32,
+) -> Result<bool, sqlx::Error> {
+    let got: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT GET_LOCK({}, ?)", lock_name(purpose)))
+            .bind(wait_secs)
+            .fetch_one(conn)
+            .await?;
+    Ok(got == Some(1))
+}
+
+/// Release what [`lock`] took.
+pub async fn unlock(conn: &mut MySqlConnection, purpose: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("DO RELEASE_LOCK({})", lock_name(purpose)))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// The URL with its password hidden, for logs and error messages.

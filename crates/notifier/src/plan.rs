@@ -353,6 +353,7 @@ mod tests {
                 created_at: at,
                 updated_at: at,
             }),
+            source: None,
         }
     }
 

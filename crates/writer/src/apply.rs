@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use elkservice_core::db;
-use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+use elkservice_core::store::feed::{self, ChangeKind, NewChange, Source};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
 use elkservice_core::store::{history, stored_time, HistoryRow};
 use elkservice_core::{Service, Status, StatusEvent};
@@ -247,6 +247,7 @@ fn feed_entries(
                 created_at: row.created_at,
                 updated_at: row.created_at,
             }),
+            source: Source::Writer,
         });
     }
     for c in &plan.changes {
@@ -270,6 +271,7 @@ fn feed_entries(
                 created_at: row.created_at,
                 updated_at,
             }),
+            source: Source::Writer,
         });
     }
     entries

@@ -9,7 +9,7 @@
 
 use crate::metrics::Metrics;
 use chrono::Utc;
-use elkservice_core::store::feed::{self, ChangeKind, NewChange};
+use elkservice_core::store::feed::{self, ChangeKind, NewChange, Source};
 use elkservice_core::store::observations;
 use elkservice_core::store::{history, services, HistoryRow};
 use elkservice_core::Status;
@@ -70,6 +70,7 @@ pub async fn silence(pool: &MySqlPool, stale_after: Duration) -> Result<usize, s
             at: Utc::now(),
             from: Some(s.from),
             service: now.get(&s.id).cloned(),
+            source: Source::Writer,
         })
         .collect();
     feed::record(&mut tx, &changes).await?;

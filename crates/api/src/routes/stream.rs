@@ -237,6 +237,7 @@ mod tests {
             at: chrono::Utc::now(),
             from: None,
             service: None,
+            source: feed::Source::Api,
         };
         let mut tx = pool.begin().await.unwrap();
         feed::record(&mut tx, &vec![entry; FLOOD]).await.unwrap();

@@ -200,6 +200,7 @@ async fn a_cursor_anywhere_in_a_large_transaction_reads_exactly_what_follows() {
         at: chrono::Utc::now(),
         from: None,
         service: None,
+        source: elkservice_core::store::feed::Source::Api,
     };
     let mut conn = app.db.connect().await;
     let mut tx = conn.begin().await.unwrap();

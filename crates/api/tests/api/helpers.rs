@@ -21,6 +21,7 @@ pub fn test_settings(database_url: String) -> Settings {
             shutdown_timeout_secs: 1,
             feed_retention_days: 30,
             read_model_max_lag_ms: 1000,
+            external_change_secs: 2,
             tls_cert: None,
             tls_key: None,
         },

@@ -15,3 +15,4 @@ mod process;
 mod silences;
 mod stream;
 mod tls;
+mod truth;

@@ -244,6 +244,7 @@ async fn a_client_that_falls_too_far_behind_is_cut_off_and_resumes_with_nothing_
         at: row.updated_at,
         from: Some(row.status),
         service: Some(row),
+        source: elkservice_core::store::feed::Source::Api,
     };
     for (count, last_seq) in [(1000, 1001), (2000, 3001)] {
         let mut tx = conn.begin().await.unwrap();

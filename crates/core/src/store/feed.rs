@@ -66,6 +66,18 @@ impl ChangeKind {
     }
 }
 
+/// Who made a change: elkservice's own programs announce theirs; a change
+/// to the table that nobody announced (plain SQL, another program, a
+/// restore) is found by the api and recorded as `database`
+/// (see [`super::unannounced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Api,
+    Writer,
+    Database,
+}
+
 /// One entry of the feed, as clients read it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
@@ -84,6 +96,9 @@ pub struct Change {
     /// The row as `GET /elkservice/{Id}` returned it after the change; null
     /// for a deletion.
     pub service: Option<Service>,
+    /// Who made it; absent on entries recorded before the feed said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 /// A change to record, before it has a Seq.
@@ -95,6 +110,7 @@ pub struct NewChange {
     pub at: DateTime<Utc>,
     pub from: Option<Status>,
     pub service: Option<Service>,
+    pub source: Source,
 }
 
 /// Most entries in one page: a reader whose cursor falls inside a page
@@ -103,7 +119,8 @@ const PAGE: usize = 256;
 
 /// An entry as a page stores it: Kind, Id, Name, At (microseconds since the
 /// epoch, all that `DATETIME(6)` kept), FromStatus, and the row after the
-/// change (see [`StoredRow`]). Its Seq is its place in the page.
+/// change (see [`StoredRow`]), and its [`Source`] (entries recorded before
+/// there was one end after the row). Its Seq is its place in the page.
 type StoredEntry<'a> = (
     &'a str,
     i64,
@@ -111,6 +128,7 @@ type StoredEntry<'a> = (
     i64,
     Option<Status>,
     Option<StoredRow<'a>>,
+    Source,
 );
 
 /// The same, as read: the row stays raw until [`load_row`] tells its form.
@@ -122,6 +140,7 @@ struct ReadEntry<'a>(
     i64,
     Option<Status>,
     #[serde(borrow)] Option<&'a RawValue>,
+    #[serde(default)] Option<Source>,
 );
 
 /// A page's text: a JSON array of its entries.
@@ -136,6 +155,7 @@ fn store_page(changes: &[NewChange]) -> String {
                 c.at.timestamp_micros(),
                 c.from,
                 c.service.as_ref().map(StoredRow::of),
+                c.source,
             )
         })
         .collect();
@@ -155,20 +175,23 @@ fn load_page(
     }
     seqs.zip(entries)
         .filter(|(seq, _)| keep.contains(seq))
-        .map(|(seq, ReadEntry(kind, id, name, at, from_status, row))| {
-            let name = ServiceName::parse(&name)?;
-            Ok(Change {
-                seq,
-                kind: ChangeKind::parse(&kind).ok_or_else(|| format!("kind {kind:?}"))?,
-                service: row
-                    .map(|row| load_row(id, name.clone(), row.get()))
-                    .transpose()?,
-                id,
-                name,
-                at: micros_time(at)?,
-                from_status,
-            })
-        })
+        .map(
+            |(seq, ReadEntry(kind, id, name, at, from_status, row, source))| {
+                let name = ServiceName::parse(&name)?;
+                Ok(Change {
+                    seq,
+                    kind: ChangeKind::parse(&kind).ok_or_else(|| format!("kind {kind:?}"))?,
+                    service: row
+                        .map(|row| load_row(id, name.clone(), row.get()))
+                        .transpose()?,
+                    id,
+                    name,
+                    at: micros_time(at)?,
+                    from_status,
+                    source,
+                })
+            },
+        )
         .collect()
 }
 
@@ -501,6 +524,7 @@ mod tests {
             at,
             from: service.map(|_| Status::Normal),
             service: service.cloned(),
+            source: Source::Writer,
         };
         let page = [
             entry(ChangeKind::Transition, Some(&s)),
@@ -520,11 +544,21 @@ mod tests {
             first.at,
             Utc.timestamp_opt(1_795_000_003, 123_456_000).unwrap()
         );
+        assert_eq!(first.source, Some(Source::Writer));
         assert_eq!(second.kind, ChangeKind::Deleted);
         assert!(second.service.is_none() && second.from_status.is_none());
         // A reader whose cursor is inside the page gets only what follows it.
         let rest = load_page(41..=42, &store_page(&page), &(42..=100)).unwrap();
         assert_eq!(rest.iter().map(|c| c.seq).collect::<Vec<_>>(), [42]);
+    }
+
+    #[test]
+    fn an_entry_stored_before_entries_had_a_source_reads_without_one() {
+        let stored = "[[\"deleted\",7,\"kibana\",0,\"down\",null]]";
+        let changes = load_page(5..=5, stored, &(0..=5)).unwrap();
+        assert_eq!((changes[0].seq, changes[0].source), (5, None));
+        let unknown = "[[\"deleted\",7,\"kibana\",0,\"down\",null,\"someone\"]]";
+        assert!(load_page(5..=5, unknown, &(0..=5)).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`script`]: a transaction's writes and its commit sent as one query
 //!   (the api's PUTs).
 //! - [`silences`]: when notifications about services are held back.
+//! - [`unannounced`]: changes made to the table by plain SQL, noted by its
+//!   triggers, until the api records them in the feed.
 //! - [`notifications`]: the notifier's outbox, its per-service tracks and its
 //!   cursor in the feed.
 
@@ -22,6 +24,7 @@ pub mod observations;
 pub mod script;
 pub mod services;
 pub mod silences;
+pub mod unannounced;
 
 pub use columns::{stored_time, Field, SERVICE_COLUMNS};
 pub use history::HistoryRow;

@@ -58,6 +58,7 @@ impl Harness {
                 shutdown_timeout_secs: 1,
                 feed_retention_days: 30,
                 read_model_max_lag_ms: 1000,
+                external_change_secs: 2,
                 tls_cert: None,
                 tls_key: None,
             },
