@@ -30,8 +30,8 @@ const MODEL_WAIT: Duration = Duration::from_secs(5);
 
 /// What the loop remembers between passes.
 struct Watch {
-    /// The table's creation time when last looked at.
-    created: Option<chrono::NaiveDateTime>,
+    /// Which making of the table was seen last.
+    made: Option<unannounced::TableMade>,
     compared: Instant,
     /// Said once per spell, not on every pass.
     missing_said: bool,
@@ -42,7 +42,7 @@ pub async fn run(pool: MySqlPool, model: Option<Arc<ReadModel>>, bound: Duration
     let mut tick = tokio::time::interval(bound / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch = Watch {
-        created: None,
+        made: None,
         compared: Instant::now(),
         missing_said: false,
         failing_said: false,
@@ -67,7 +67,7 @@ async fn pass(
     watch: &mut Watch,
 ) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let created = unannounced::table_created(&mut conn).await?;
+    let made = unannounced::table_made(&mut conn).await?;
     let installed = unannounced::installed(&mut conn).await?;
     if !installed && !std::mem::replace(&mut watch.missing_said, true) {
         tracing::warn!(
@@ -77,8 +77,8 @@ async fn pass(
         );
     }
     watch.missing_said &= !installed;
-    let remade = watch.created.is_some() && created != watch.created;
-    watch.created = created;
+    let remade = watch.made.is_some_and(|was| was != made);
+    watch.made = Some(made);
     if let Some(model) = model {
         if remade || !installed || watch.compared.elapsed() >= COMPARE_EVERY {
             compare(&mut conn, model).await?;

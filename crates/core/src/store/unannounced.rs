@@ -20,7 +20,7 @@
 //! second finds the notes gone.
 //!
 //! A restore that drops and re-creates the table loads its rows with no
-//! trigger in place. [`table_created`] and [`installed`] let the api see
+//! trigger in place. [`table_made`] and [`installed`] let the api see
 //! that happen; it then compares the table with its read model and
 //! [`note`]s the differences, which [`absorb`] records in the same way.
 
@@ -32,6 +32,9 @@ use crate::domain::{ServiceName, Status};
 use chrono::{NaiveDateTime, Utc};
 use sqlx::{Acquire, MySql, MySqlConnection, QueryBuilder};
 use std::collections::BTreeMap;
+
+/// seq, service_id, existed, from_status, name (VARBINARY, so bytes).
+type NoteRow = (i64, i64, bool, Option<String>, Vec<u8>);
 
 /// The history's `source` for a transition nobody announced.
 pub const HISTORY_SOURCE: &str = "database";
@@ -99,17 +102,32 @@ pub async fn installed(conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> 
     Ok(found == NAMES.len() as i64)
 }
 
-/// When the table was made: a restore that drops and re-creates it moves this.
-pub async fn table_created(
-    conn: &mut MySqlConnection,
-) -> Result<Option<NaiveDateTime>, sqlx::Error> {
-    sqlx::query_scalar(
+/// Which making of the table this is: a restore that drops and re-creates
+/// it changes this. The creation time has whole seconds, so InnoDB's table
+/// id (a new one for every `CREATE TABLE`) is asked too; reading it takes the
+/// PROCESS privilege, and without it the time alone has to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableMade {
+    pub created: Option<NaiveDateTime>,
+    pub innodb_id: Option<u64>,
+}
+
+pub async fn table_made(conn: &mut MySqlConnection) -> Result<TableMade, sqlx::Error> {
+    let created = sqlx::query_scalar(
         "SELECT CREATE_TIME FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'elkservice'",
     )
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    let innodb_id = sqlx::query_scalar(
+        "SELECT TABLE_ID FROM information_schema.INNODB_SYS_TABLES \
+         WHERE NAME = CONCAT(DATABASE(), '/elkservice')",
+    )
     .fetch_optional(conn)
     .await
-    .map(Option::flatten)
+    .unwrap_or(None);
+    Ok(TableMade { created, innodb_id })
 }
 
 /// Up to `limit` Ids with unannounced changes, those noted first first.
@@ -178,8 +196,7 @@ pub async fn absorb(conn: &mut MySqlConnection, ids: &[i64]) -> Result<usize, sq
         list.push_bind(*id);
     }
     q.push(") ORDER BY seq FOR UPDATE");
-    let notes: Vec<(i64, i64, bool, Option<String>, Vec<u8>)> =
-        q.build_query_as().fetch_all(&mut *tx).await?;
+    let notes: Vec<NoteRow> = q.build_query_as().fetch_all(&mut *tx).await?;
     let Some(&(last, ..)) = notes.last() else {
         tx.commit().await?;
         return Ok(0);
