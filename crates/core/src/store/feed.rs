@@ -69,7 +69,7 @@ impl ChangeKind {
 /// Who made a change: elkservice's own programs announce theirs; a change
 /// to the table that nobody announced (plain SQL, another program, a
 /// restore) is found by the api and recorded as `database`
-/// (see [`super::unannounced`]).
+/// (the triggers and `elkservice_unannounced`; see docs/truth.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
