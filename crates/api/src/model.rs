@@ -21,6 +21,8 @@
 //! row this process deleted is kept as a tombstone until the feed passes
 //! its deletion.
 
+mod rows;
+
 use crate::listing::Listing;
 use actix_web::http::header::EntityTag;
 use actix_web::web::Bytes;
@@ -28,8 +30,8 @@ use elkservice_core::store::feed::Change;
 use elkservice_core::store::services::CheckTimes;
 use elkservice_core::store::unannounced::Noted;
 use elkservice_core::Service;
+use rows::{Rows, Slot};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -84,13 +86,6 @@ pub struct Page {
     pub rows: Vec<Arc<Cached>>,
 }
 
-struct Slot {
-    /// The Seq of the change that made this state.
-    seq: i64,
-    /// None: deleted by this process, until the feed passes `seq`.
-    row: Option<Arc<Cached>>,
-}
-
 impl Page {
     /// The page as `GET /elkservice` sends it: the rows' own JSON joined, or
     /// with `fields`, each reduced to those.
@@ -119,7 +114,7 @@ impl Page {
 
 #[derive(Default)]
 struct State {
-    rows: BTreeMap<i64, Slot>,
+    rows: Rows,
     /// Every feed entry up to here is applied.
     seq: i64,
 }
@@ -213,7 +208,7 @@ impl ReadModel {
             return Lookup::Behind;
         }
         let state = self.read();
-        match state.rows.get(&id).and_then(|slot| slot.row.clone()) {
+        match state.rows.get(id).and_then(|slot| slot.row.clone()) {
             Some(row) => Lookup::Found(row),
             None => Lookup::Missing,
         }
@@ -229,24 +224,24 @@ impl ReadModel {
             return None;
         }
         let state = self.read();
-        // In Id order already: the sort only has to move what it names.
-        let mut rows: Vec<&Arc<Cached>> = state
-            .rows
-            .values()
-            .filter_map(|slot| slot.row.as_ref())
-            .filter(|row| listing.matches(&row.service))
-            .collect();
-        rows.sort_by(|a, b| listing.compare(&a.service, &b.service));
+        let (total, rows) = state.rows.list(listing);
         Some(Page {
             seq: state.seq,
-            total: rows.len(),
-            rows: rows
-                .into_iter()
-                .skip(usize::try_from(listing.offset).unwrap_or(usize::MAX))
-                .take(listing.limit as usize)
-                .cloned()
-                .collect(),
+            total,
+            rows,
         })
+    }
+
+    /// The status page's overview of every row, and the Seq it reflects;
+    /// None if the model is behind.
+    pub fn overview(&self, ask: &crate::overview::Ask) -> Option<(i64, crate::overview::Overview)> {
+        if !self.fresh() {
+            return None;
+        }
+        let state = self.read();
+        let rows = state.rows.slots().filter_map(|(_, slot)| slot.row.as_ref());
+        let overview = crate::overview::compute(rows.map(|r| &r.service), ask);
+        Some((state.seq, overview))
     }
 
     /// Every feed entry up to this Seq is applied.
@@ -265,7 +260,7 @@ impl ReadModel {
         let mut ids = std::collections::HashSet::with_capacity(table.len());
         for row in table {
             ids.insert(row.id);
-            let before = match state.rows.get(&row.id) {
+            let before = match state.rows.get(row.id) {
                 Some(slot) if slot.seq > seq => continue,
                 Some(Slot { row: Some(r), .. }) if seen(&r.service) == seen(row) => continue,
                 Some(Slot { row: Some(r), .. }) => Some(r.service.status),
@@ -277,7 +272,7 @@ impl ReadModel {
                 before,
             });
         }
-        for (id, slot) in &state.rows {
+        for (id, slot) in state.rows.slots() {
             if let Some(r) = slot.row.as_ref().filter(|_| slot.seq <= seq) {
                 if !ids.contains(id) {
                     found.push(Noted {
@@ -303,7 +298,7 @@ impl ReadModel {
     /// A write of this process, committed as `seq`: in the model at once.
     pub fn apply_own(&self, seq: i64, id: i64, row: Option<&Service>) {
         let mut state = self.write();
-        if state.rows.get(&id).is_some_and(|slot| slot.seq >= seq) {
+        if state.rows.get(id).is_some_and(|slot| slot.seq >= seq) {
             return;
         }
         let row = row.map(|s| Cached::new(s.clone()));
@@ -314,18 +309,19 @@ impl ReadModel {
     /// A write of this process committed after the snapshot (a request that
     /// came while it was read) is kept: its caller may read it back at once.
     pub(crate) fn load(&self, seq: i64, rows: Vec<Service>, read_at: Instant) {
-        let mut rows: BTreeMap<i64, Slot> = rows
-            .into_iter()
-            .map(|s| {
-                let id = s.id;
-                let row = Some(Cached::new(s));
-                (id, Slot { seq, row })
-            })
-            .collect();
+        let mut loaded = Rows::default();
+        for s in rows {
+            let id = s.id;
+            let row = Some(Cached::new(s));
+            loaded.insert(id, Slot { seq, row });
+        }
         let mut state = self.write();
-        let before = std::mem::take(&mut state.rows);
-        rows.extend(before.into_iter().filter(|(_, slot)| slot.seq > seq));
-        *state = State { rows, seq };
+        for (id, slot) in state.rows.take() {
+            if slot.seq > seq {
+                loaded.insert(id, slot);
+            }
+        }
+        *state = State { rows: loaded, seq };
         drop(state);
         self.caught_up(read_at);
     }
@@ -352,7 +348,7 @@ impl ReadModel {
                 continue;
             }
             state.seq = entry.seq;
-            if state.rows.get(&entry.id).is_some_and(|s| s.seq > entry.seq) {
+            if state.rows.get(entry.id).is_some_and(|s| s.seq > entry.seq) {
                 continue;
             }
             match row {
@@ -366,7 +362,7 @@ impl ReadModel {
                     );
                 }
                 None => {
-                    state.rows.remove(&entry.id);
+                    state.rows.remove(entry.id);
                 }
             }
         }
@@ -382,7 +378,7 @@ impl ReadModel {
             checked
                 .into_iter()
                 .filter_map(|c| {
-                    let slot = state.rows.get(&c.id)?;
+                    let slot = state.rows.get(c.id)?;
                     // A write of this process, newer than the snapshot, is left alone.
                     let row = slot.row.as_ref().filter(|_| slot.seq <= state.seq)?;
                     let s = &row.service;
@@ -408,9 +404,7 @@ impl ReadModel {
             .collect();
         let mut state = self.write();
         for (id, seq, row) in made {
-            if let Some(slot) = state.rows.get_mut(&id).filter(|slot| slot.seq == seq) {
-                slot.row = Some(row);
-            }
+            state.rows.replace_row(id, seq, row);
         }
     }
 }
