@@ -63,6 +63,40 @@ async fn healthy(url: String, key: &'static str) -> Option<()> {
     (key.is_empty() || v[key] == true).then_some(())
 }
 
+/// The api alone over a database of its own: for what needs no broker or
+/// engine (the status page at size).
+pub struct Api {
+    pub db: TestDatabase,
+    pub url: String,
+    _program: Program,
+}
+
+impl Api {
+    pub async fn start() -> Self {
+        let db = TestDatabase::new();
+        let port = free_port();
+        let program = spawn(
+            "elkservice-api",
+            &[
+                ("DATABASE_URL", db.url.clone()),
+                ("ELK_API__LISTEN", format!("127.0.0.1:{port}")),
+                ("ELK_API__KEYS", elkservice_api::keys::digest(KEY)),
+            ],
+            &[],
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        eventually(60, "the api to be ready", || {
+            healthy(format!("{url}/readyz"), "")
+        })
+        .await;
+        Api {
+            db,
+            url,
+            _program: program,
+        }
+    }
+}
+
 impl System {
     pub async fn start(engine: Engine) -> Self {
         Self::start_with(engine, &[]).await

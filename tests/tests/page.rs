@@ -2,7 +2,7 @@
 //! chromedriver): a labelled container is killed, and its element turns
 //! `data-status="down"` without a reload.
 
-use elkservice_e2e::System;
+use elkservice_e2e::{Api, System};
 use elkservice_testkit::{eventually, free_port, on_both_engines, Engine};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -67,6 +67,22 @@ async fn service_attr(page: &Client, service: &str, attr: &str) -> Option<String
 
 async fn status_of(page: &Client, service: &str) -> Option<String> {
     service_attr(page, service, "data-status").await
+}
+
+async fn text_of(page: &Client, id: &str) -> Option<String> {
+    page.find(Locator::Id(id)).await.ok()?.text().await.ok()
+}
+
+/// The services' names on the page, in its order.
+async fn names_shown(page: &Client) -> Vec<String> {
+    let names = page
+        .execute(
+            "return [...document.querySelectorAll('[data-service]')].map((c) => c.dataset.service);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(names).unwrap()
 }
 
 on_both_engines!(the_status_page_shows_a_killed_container_down_without_a_reload);
@@ -160,23 +176,25 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
         .unwrap();
     assert_eq!(kept, json!(true), "the page reloaded");
 
-    // The filter box hides what does not match.
+    // The search box asks the api; what does not match goes, and comes back.
     let filter = page.find(Locator::Id("filter")).await.unwrap();
     filter.send_keys("nothing-like-it").await.unwrap();
-    let hidden = page
-        .execute(
-            "return document.querySelector('[data-service=\"web\"]').hidden;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(hidden, json!(true));
+    eventually(10, "the search to leave no card", || async {
+        let shown = text_of(&page, "shown").await?;
+        (status_of(&page, "web").await.is_none() && shown.starts_with("Showing 0 of 0"))
+            .then_some(())
+    })
+    .await;
     page.execute(
         "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));",
         vec![],
     )
     .await
     .unwrap();
+    eventually(10, "web to be back", || async {
+        status_of(&page, "web").await.map(|_| ())
+    })
+    .await;
 
     // A phone-width screen: no sideways scrolling.
     page.set_window_size(390, 844).await.unwrap();
@@ -191,6 +209,141 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
     let shot = page.screenshot().await.unwrap();
     std::fs::write(
         std::env::temp_dir().join(format!("elkservice-status-phone-{engine:?}.png")),
+        shot,
+    )
+    .unwrap();
+    page.close().await.unwrap();
+}
+
+/// 1,503 services made by plain SQL (not through elkservice): the page counts
+/// every one, puts the problems first, finds any of them, groups them, and
+/// shows a service beyond its first page that turns `down`, all from one
+/// request at load.
+#[tokio::test]
+async fn the_status_page_shows_every_service_however_many() {
+    let api = Api::start().await;
+    let mut conn = api.db.connect().await;
+    let mut values: Vec<String> = (0..1500)
+        .map(|i| format!("({}, 'web-{i:04}', 'normal', TRUE)", i + 1))
+        .collect();
+    values.extend([
+        "(2001, 'es-data-1', 'normal', TRUE)".to_owned(),
+        "(2002, 'es-data-2', 'down', FALSE)".to_owned(),
+        "(2003, 'kibana', 'degraded', TRUE)".to_owned(),
+    ]);
+    sqlx::query(&format!(
+        "INSERT INTO elkservice (id, name, status, running) VALUES {}",
+        values.join(", ")
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    eventually(10, "the api to have every row", || async {
+        let o =
+            elkservice_testkit::get_json(&client, &format!("{}/status/overview", api.url)).await?;
+        (o["Total"] == 1503).then_some(())
+    })
+    .await;
+
+    let (_driver, page) = browser().await;
+    page.goto(&format!("{}/status/", api.url)).await.unwrap();
+    eventually(20, "the page to count every service", || async {
+        let summary = text_of(&page, "summary").await?;
+        summary.contains("1,503 services").then_some(())
+    })
+    .await;
+    let summary = text_of(&page, "summary").await.unwrap();
+    assert!(
+        summary.contains("1 down")
+            && summary.contains("1 degraded")
+            && summary.contains("1,501 normal"),
+        "{summary}"
+    );
+    let names = names_shown(&page).await;
+    assert_eq!(names.len(), 120, "one page of cards");
+    assert_eq!(
+        &names[..4],
+        ["es-data-2", "kibana", "es-data-1", "web-0000"]
+    );
+    assert_eq!(
+        text_of(&page, "shown").await.unwrap(),
+        "Showing 120 of 1,503, problems first"
+    );
+    // One request for all of it, however many services: none per service.
+    let requests = page
+        .execute(
+            "return performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname)\
+               .filter((p) => !p.endsWith('.css') && !p.endsWith('.js') && p !== '/elkservice/stream');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(requests, json!(["/status/overview"]));
+    let shot = page.screenshot().await.unwrap();
+    let path = std::env::temp_dir().join("elkservice-status-page-1503.png");
+    std::fs::write(&path, shot).unwrap();
+    eprintln!("screenshot: {}", path.display());
+
+    // A service far beyond the page turns down, by plain SQL: it comes first.
+    sqlx::query("UPDATE elkservice SET status = 'down', running = FALSE WHERE name = 'web-1400'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eventually(10, "web-1400 to show, down", || async {
+        (status_of(&page, "web-1400").await.as_deref() == Some("down")).then_some(())
+    })
+    .await;
+    let names = names_shown(&page).await;
+    assert_eq!(&names[..3], ["es-data-2", "web-1400", "kibana"]);
+    let summary = text_of(&page, "summary").await.unwrap();
+    assert!(
+        summary.contains("2 down") && summary.contains("1,500 normal"),
+        "{summary}"
+    );
+
+    // A search reaches every service, not only those on the page.
+    let filter = page.find(Locator::Id("filter")).await.unwrap();
+    filter.send_keys("WEB-1499").await.unwrap();
+    eventually(10, "the search to find web-1499", || async {
+        (names_shown(&page).await == ["web-1499"]).then_some(())
+    })
+    .await;
+    assert_eq!(
+        text_of(&page, "shown").await.unwrap(),
+        "Showing 1 of 1 matching, problems first"
+    );
+    assert!(page
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .contains("q=WEB-1499"));
+    page.execute(
+        "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+
+    // Groups by the name's first part; one click shows a group alone.
+    let es = page
+        .find(Locator::Css("button.group[data-group=\"es\"]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        es.attr("data-status").await.unwrap().as_deref(),
+        Some("down")
+    );
+    es.click().await.unwrap();
+    eventually(10, "the es group alone", || async {
+        (names_shown(&page).await == ["es-data-2", "es-data-1"]).then_some(())
+    })
+    .await;
+    let shot = page.screenshot().await.unwrap();
+    std::fs::write(
+        std::env::temp_dir().join("elkservice-status-group.png"),
         shot,
     )
     .unwrap();

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod openapi;
+pub mod overview;
 pub mod pacer;
 pub mod precondition;
 pub mod routes;

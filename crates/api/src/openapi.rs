@@ -2,7 +2,7 @@
 //! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
 
 use crate::error::ErrorBody;
-use crate::routes::{changes, health, notifications, services, silences, stream, uptime};
+use crate::routes::{changes, health, notifications, overview, services, silences, stream, uptime};
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         changes::changes,
         stream::stream,
         uptime::uptime,
+        overview::overview,
         silences::create,
         silences::list,
         silences::delete,
@@ -35,12 +36,13 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, crate::overview::Overview, crate::overview::Group, crate::overview::Counts, crate::overview::Card, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),
         (name = "silences", description = "Holding back notifications during planned work"),
         (name = "notifications", description = "What the notifier sent, is sending, or gave up on"),
+        (name = "status", description = "What the status page reads"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),
 )]
@@ -92,11 +94,23 @@ impl Modify for V1Aliases {
                 .into_iter()
                 .flatten()
                 {
-                    op.operation_id = op.operation_id.as_ref().map(|id| format!("v1_{id}"));
+                    op.operation_id = op
+                        .operation_id
+                        .as_ref()
+                        .map(|id| format!("v1{}", upper_first(id)));
                 }
                 (format!("/v1{path}"), item)
             })
             .collect();
         api.paths.paths.extend(aliases);
     }
+}
+
+/// `listServices` → `ListServices`, so that the alias reads `v1ListServices`.
+fn upper_first(id: &str) -> String {
+    let mut chars = id.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }

@@ -1,22 +1,37 @@
-// The status page: every service, live from the change feed. It lists the
-// services once (noting the feed's X-Last-Seq), reads each one's last 24
-// hours from /uptime, then follows /elkservice/stream from that Seq. The
-// browser's EventSource reconnects by itself and resumes with Last-Event-ID;
-// if the feed cannot go on from there (410: pruned that far back, or a cursor
-// from a database made afresh), the page lists again.
+// The status page: every service, live from the change feed, however many.
+// One request, /status/overview, gives the counts and groups over all
+// services and the first page of them, problems first, each with its last 24
+// hours; the page then follows /elkservice/stream from that answer's
+// X-Last-Seq. The feed keeps the counts, the groups and the cards current: a
+// service that turns into a problem is shown even when it was beyond the page.
+// The browser's EventSource reconnects by itself and resumes with
+// Last-Event-ID; if the feed cannot go on from there (410: pruned that far
+// back, or a cursor from a database made afresh), the page loads again.
 "use strict";
 
 const DAY = 24 * 3600 * 1000;
+const PAGE = 120;
 // A watched service is confirmed every 30 s (the watcher's default heartbeat),
 // and the writer marks the services of a silent watcher `unknown` after 90 s.
 // Not checked for longer than this, a service's row is old news that nothing
 // has marked: the broker or the writer itself may be gone.
 const LATE = 3 * 60 * 1000;
-const STATUSES = ["normal", "degraded", "down", "starting", "unknown"];
-const services = new Map(); // Id -> { row, segments: [{status, from, to|null}], card }
+const STATUSES = ["down", "degraded", "unknown", "starting", "normal"];
+const PROBLEMS = new Set(["down", "degraded", "unknown"]);
+// Problems first, then by name (as the server orders a page).
+const SEVERITY = Object.fromEntries(STATUSES.map((s, i) => [s, i]));
+
+const shown = new Map(); // Id -> { row, segments: [{status, from, to|null}], card }
+let counts = {}; // status -> services, over all
+let groups = new Map(); // group -> { total, counts }, groups of two or more
+let matched = 0; // services that pass the search
+let source = null;
+let loading = null; // the AbortController of the load in progress
 const grid = document.getElementById("services");
 const filter = document.getElementById("filter");
-let source = null;
+const more = document.getElementById("more");
+let group = new URLSearchParams(location.search).get("group") || "";
+filter.value = new URLSearchParams(location.search).get("q") || "";
 
 function setLive(state, text) {
   const live = document.getElementById("live");
@@ -44,6 +59,16 @@ function el(tag, cls, text) {
   return e;
 }
 
+function groupOf(name) {
+  return name.split(/[-._]/)[0];
+}
+
+function keeps(row) {
+  const q = filter.value.trim().toLowerCase();
+  return (!group || groupOf(row.Name) === group)
+    && (!q || row.Status === q || row.Name.toLowerCase().includes(q));
+}
+
 // The last 24 hours, cut to the window, as [{status, from, to}] in ms.
 function windowed(segments) {
   const now = Date.now(), start = now - DAY;
@@ -63,12 +88,8 @@ function uptime(segments) {
 
 function render(entry) {
   const { row, segments } = entry;
-  let card = entry.card;
-  if (!card) {
-    card = el("article", "card");
-    entry.card = card;
-    grid.appendChild(card);
-  }
+  if (!entry.card) entry.card = el("article", "card");
+  const card = entry.card;
   const late = isLate(row);
   card.dataset.service = row.Name;
   card.dataset.status = row.Status;
@@ -113,91 +134,216 @@ function render(entry) {
     card.append(detail);
   }
   card.append(bar, axis);
-  applyFilter(card);
 }
 
-function applyFilter(card) {
-  const q = filter.value.trim().toLowerCase();
-  card.hidden = q !== "" && !card.dataset.service.toLowerCase().includes(q) && card.dataset.status !== q;
+function byConcern(a, b) {
+  const x = a.row.Name, y = b.row.Name;
+  return SEVERITY[a.row.Status] - SEVERITY[b.row.Status] || (x < y ? -1 : x > y ? 1 : 0);
+}
+
+function place() {
+  const cards = [...shown.values()].sort(byConcern).map((e) => e.card);
+  // Moved only where the order changed: a card keeps its place, and its hover.
+  cards.forEach((card, i) => {
+    if (grid.children[i] !== card) grid.insertBefore(card, grid.children[i] || null);
+  });
+}
+
+function chip(n, text, cls) {
+  const span = el("span", cls);
+  span.append(el("b", "", n.toLocaleString()), ` ${text}`);
+  return span;
 }
 
 function summary() {
-  const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
-  let late = 0;
-  for (const { row } of services.values()) {
-    counts[row.Status] += 1;
-    if (isLate(row)) late += 1;
+  const total = STATUSES.reduce((n, s) => n + (counts[s] || 0), 0);
+  const chips = [chip(total, total === 1 ? "service" : "services", "total")];
+  for (const s of STATUSES) {
+    if (counts[s] > 0) {
+      const c = chip(counts[s], s, s);
+      c.dataset.status = s;
+      chips.push(c);
+    }
   }
-  const chip = (n, text, cls) => {
-    const span = el("span", cls);
-    span.append(el("b", "", String(n)), ` ${text}`);
-    return span;
-  };
-  const chips = STATUSES.filter((s) => counts[s] > 0).map((s) => chip(counts[s], s));
+  let late = 0;
+  for (const { row } of shown.values()) if (isLate(row)) late += 1;
   if (late > 0) {
     const c = chip(late, "not checked for 3 min", "late");
     c.id = "late";
     chips.push(c);
   }
   document.getElementById("summary").replaceChildren(...chips);
-  document.getElementById("empty").hidden = services.size > 0;
+  document.getElementById("empty").hidden = total > 0;
+  const searching = filter.value.trim() !== "" || group !== "";
+  const status = document.getElementById("shown");
+  status.textContent = matched > shown.size || searching
+    ? `Showing ${shown.size.toLocaleString()} of ${matched.toLocaleString()}${searching ? " matching" : ""}, problems first`
+    : "";
+  more.hidden = shown.size >= matched;
+  renderGroups();
 }
 
-// Problems first, then by name.
-const SEVERITY = { down: 0, degraded: 1, unknown: 2, starting: 3, normal: 4 };
-function byConcern(a, b) {
-  return SEVERITY[a.row.Status] - SEVERITY[b.row.Status] || a.row.Name.localeCompare(b.row.Name);
+function renderGroups() {
+  const bar = document.getElementById("groups");
+  const chips = [];
+  if (group) {
+    const clear = el("button", "group active", `${group} ×`);
+    clear.title = "Show every group";
+    clear.onclick = () => setGroup("");
+    chips.push(clear);
+  }
+  const sorted = [...groups.entries()].sort(([a, x], [b, y]) =>
+    STATUSES.slice(0, 4).reduce((d, s) => d || (y.counts[s] || 0) - (x.counts[s] || 0), 0) || (a < b ? -1 : 1));
+  for (const [name, g] of sorted) {
+    if (name === group) continue;
+    const b = el("button", "group");
+    const worst = STATUSES.find((s) => (g.counts[s] || 0) > 0 && PROBLEMS.has(s));
+    b.dataset.status = worst || "normal";
+    b.dataset.group = name;
+    b.append(el("span", "", name), el("b", "", g.total.toLocaleString()));
+    if (worst) b.title = `${g.counts[worst]} ${worst}`;
+    b.onclick = () => setGroup(name);
+    chips.push(b);
+  }
+  bar.replaceChildren(...chips);
+  bar.hidden = chips.length === 0;
 }
 
-function sortCards() {
-  for (const { card } of [...services.values()].sort(byConcern)) if (card) grid.appendChild(card);
+function setGroup(name) {
+  group = name;
+  remember();
+  reload();
+}
+
+function remember() {
+  const params = new URLSearchParams();
+  if (filter.value.trim()) params.set("q", filter.value.trim());
+  if (group) params.set("group", group);
+  const search = params.toString();
+  history.replaceState(null, "", search ? `?${search}` : location.pathname);
+}
+
+function count(status, by, name) {
+  counts[status] = (counts[status] || 0) + by;
+  const g = groups.get(groupOf(name));
+  if (g) g.counts[status] = (g.counts[status] || 0) + by;
 }
 
 function apply(change) {
-  const entry = services.get(change.Id);
+  const entry = shown.get(change.Id);
+  const row = change.Service;
   if (change.Kind === "deleted") {
-    if (entry && entry.card) entry.card.remove();
-    services.delete(change.Id);
-  } else if (!entry) {
-    const at = Date.parse(change.At);
-    services.set(change.Id, { row: change.Service, segments: [{ status: change.Service.Status, from: at, to: null }] });
-    render(services.get(change.Id));
-    sortCards();
-  } else {
-    if (change.Service.Status !== entry.row.Status) {
-      const at = Date.parse(change.At);
-      const open = entry.segments[entry.segments.length - 1];
-      if (open) open.to = Math.max(open.from, at);
-      entry.segments.push({ status: change.Service.Status, from: at, to: null });
+    if (change.FromStatus) count(change.FromStatus, -1, change.Name);
+    const g = groups.get(groupOf(change.Name));
+    if (g) g.total -= 1;
+    if (entry) {
+      entry.card.remove();
+      shown.delete(change.Id);
     }
-    const moved = entry.row.Status !== change.Service.Status;
-    entry.row = change.Service;
-    render(entry);
-    if (moved) sortCards();
+    if (entry || keeps({ Name: change.Name, Status: change.FromStatus })) matched -= 1;
+  } else if (change.Kind === "created") {
+    count(row.Status, 1, row.Name);
+    const g = groups.get(groupOf(row.Name));
+    if (g) g.total += 1;
+    if (keeps(row)) {
+      matched += 1;
+      if (PROBLEMS.has(row.Status) || shown.size < PAGE) show(row, change.At);
+    }
+  } else {
+    if (change.FromStatus && change.FromStatus !== row.Status) {
+      count(change.FromStatus, -1, row.Name);
+      count(row.Status, 1, row.Name);
+    }
+    if (entry) {
+      if (row.Status !== entry.row.Status) {
+        const at = Date.parse(change.At);
+        const open = entry.segments[entry.segments.length - 1];
+        if (open) open.to = Math.max(open.from, at);
+        entry.segments.push({ status: row.Status, from: at, to: null });
+      }
+      entry.row = row;
+      render(entry);
+    } else if (PROBLEMS.has(row.Status) && keeps(row)) {
+      // A problem beyond the page: shown, as problems come first.
+      show(row, change.At);
+    }
   }
+  place();
   summary();
 }
 
+// A service the page did not have: shown at once from the entry, then with
+// its last 24 hours once they are read.
+function show(row, at) {
+  const entry = { row, segments: [{ status: row.Status, from: Date.parse(at), to: null }] };
+  render(entry);
+  shown.set(row.Id, entry);
+  fetch(`/elkservice/${row.Id}/uptime`).then((res) => res.ok ? res.json() : null).then((u) => {
+    if (!u || shown.get(row.Id) !== entry || !u.Segments.length) return;
+    const last = entry.segments[entry.segments.length - 1];
+    entry.segments = u.Segments.map((s) => ({ status: s.Status, from: Date.parse(s.From), to: Date.parse(s.To) }));
+    entry.segments[entry.segments.length - 1].to = null;
+    if (last.status !== entry.segments[entry.segments.length - 1].status) entry.segments.push(last);
+    render(entry);
+  }).catch(() => {});
+}
+
+function ask(offset) {
+  const params = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+  if (filter.value.trim()) params.set("q", filter.value.trim());
+  if (group) params.set("group", group);
+  return `/status/overview?${params}`;
+}
+
+function take(card) {
+  const segments = card.Segments.map((s) => ({ status: s.Status, from: Date.parse(s.From), to: Date.parse(s.To) }));
+  if (segments.length) segments[segments.length - 1].to = null; // still going
+  const row = { ...card };
+  delete row.Segments;
+  return { row, segments };
+}
+
 async function load() {
-  const list = await fetch("/elkservice?limit=0&sortby=Name");
-  if (!list.ok) throw new Error(`GET /elkservice: ${list.status}`);
-  const since = list.headers.get("X-Last-Seq") || "0";
-  const rows = await list.json();
-  services.clear();
+  if (loading) loading.abort();
+  loading = new AbortController();
+  const res = await fetch(ask(0), { signal: loading.signal });
+  if (!res.ok) throw new Error(`GET /status/overview: ${res.status}`);
+  const since = res.headers.get("X-Last-Seq") || "0";
+  const o = await res.json();
+  counts = o.Counts;
+  groups = new Map(o.Groups.map((g) => [g.Name, { total: g.Total, counts: g.Counts }]));
+  matched = o.Matched;
+  shown.clear();
   grid.replaceChildren();
-  await Promise.all(rows.map(async (row) => {
-    let segments = [];
-    const res = await fetch(`/elkservice/${row.Id}/uptime`);
-    if (res.ok) {
-      const u = await res.json();
-      segments = u.Segments.map((s) => ({ status: s.Status, from: Date.parse(s.From), to: Date.parse(s.To) }));
-      if (segments.length) segments[segments.length - 1].to = null; // still going
-    }
-    services.set(row.Id, { row, segments });
-  }));
-  for (const entry of [...services.values()].sort(byConcern)) render(entry);
+  for (const card of o.Services) {
+    const entry = take(card);
+    render(entry);
+    shown.set(entry.row.Id, entry);
+  }
+  place();
   summary();
   follow(since);
+}
+
+// The next page; what the feed brought in meanwhile is not shown twice.
+async function loadMore() {
+  more.disabled = true;
+  try {
+    const res = await fetch(ask(shown.size));
+    if (!res.ok) return;
+    const o = await res.json();
+    for (const card of o.Services) {
+      if (shown.has(card.Id)) continue;
+      const entry = take(card);
+      render(entry);
+      shown.set(entry.row.Id, entry);
+    }
+    matched = Math.max(o.Matched, shown.size);
+    place();
+    summary();
+  } finally {
+    more.disabled = false;
+  }
 }
 
 function follow(since) {
@@ -208,33 +354,44 @@ function follow(since) {
     source.addEventListener(kind, (e) => apply(JSON.parse(e.data)));
   }
   source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // Refused (e.g. 410: too far behind): list again, then follow anew.
-      setLive("down", "reconnecting");
-      setTimeout(() => load().catch(retry), 2000);
-    } else {
-      setLive("down", "reconnecting");
-    }
+    setLive("down", "reconnecting");
+    // Refused (e.g. 410: too far behind): load again, then follow anew.
+    if (source.readyState === EventSource.CLOSED) setTimeout(reload, 2000);
   };
 }
 
-function retry() {
-  setLive("down", "reconnecting");
-  setTimeout(() => load().catch(retry), 3000);
+function reload() {
+  load().catch((e) => {
+    if (e.name === "AbortError") return;
+    setLive("down", "reconnecting");
+    setTimeout(reload, 3000);
+  });
 }
 
+let typing = null;
 filter.addEventListener("input", () => {
-  for (const { card } of services.values()) if (card) applyFilter(card);
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    remember();
+    reload();
+  }, 250);
 });
+more.addEventListener("click", () => loadMore().catch(() => {}));
+
 // A confirmation moves LastCheckedAt without a feed entry: read the check
-// times again (the newer of the two wins over an entry that came meanwhile).
+// times of the shown services again (the newer of the two wins over an entry
+// that came meanwhile).
 async function refreshChecks() {
-  const res = await fetch("/elkservice?limit=0&fields=Id,LastCheckedAt");
-  if (!res.ok) return;
-  for (const { Id, LastCheckedAt } of await res.json()) {
-    const entry = services.get(Id);
-    if (entry && LastCheckedAt && !(Date.parse(entry.row.LastCheckedAt) >= Date.parse(LastCheckedAt))) {
-      entry.row.LastCheckedAt = LastCheckedAt;
+  const ids = [...shown.keys()];
+  for (let i = 0; i < ids.length; i += 200) {
+    const query = `Id__in:${ids.slice(i, i + 200).join("|")}`;
+    const res = await fetch(`/elkservice?limit=0&fields=Id,LastCheckedAt&query=${encodeURIComponent(query)}`);
+    if (!res.ok) return;
+    for (const { Id, LastCheckedAt } of await res.json()) {
+      const entry = shown.get(Id);
+      if (entry && LastCheckedAt && !(Date.parse(entry.row.LastCheckedAt) >= Date.parse(LastCheckedAt))) {
+        entry.row.LastCheckedAt = LastCheckedAt;
+      }
     }
   }
 }
@@ -243,7 +400,7 @@ async function refreshChecks() {
 // with the clock.
 setInterval(async () => {
   await refreshChecks().catch(() => {});
-  for (const entry of services.values()) render(entry);
+  for (const entry of shown.values()) render(entry);
   summary();
 }, 10000);
-load().catch(retry);
+reload();

@@ -72,7 +72,7 @@ pub async fn check_kept(conn: &mut sqlx::MySqlConnection, since: i64) -> Result<
 }
 
 /// Feed entries after a cursor, oldest first.
-#[utoipa::path(get, path = "/elkservice/changes", tag = "elkservice", params(ChangesParams),
+#[utoipa::path(get, path = "/elkservice/changes", operation_id = "listChanges", tag = "elkservice", params(ChangesParams),
     responses(
         (status = 200, description = "Entries after `since`, oldest first (`[]` if none came within `wait`)",
             body = [Change], headers(("X-Last-Seq" = i64, description = "The highest Seq committed"))),

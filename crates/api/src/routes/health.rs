@@ -7,14 +7,14 @@ use serde_json::json;
 use std::time::Duration;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
     responses((status = 200, description = "The process is up", example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// The database answers within two seconds.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses(
     (status = 200, description = "Ready to serve", example = json!({"status": "ready"})),
     (status = 503, description = "The database does not answer", example = json!({"status": "unavailable", "detail": "database: not answering"})),
 ))]
@@ -36,7 +36,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics: requests by route and status, latency, database pool use,
 /// where reads were answered, how far behind the read model is, and the
 /// Server-Sent Events streams open.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

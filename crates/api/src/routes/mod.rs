@@ -4,6 +4,7 @@
 pub mod changes;
 pub mod health;
 pub mod notifications;
+pub mod overview;
 pub mod services;
 pub mod silences;
 pub mod status;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status/", "GET").route(web::get().to(status::index)))
+        .service(resource("/status/overview", "GET").route(web::get().to(overview::overview)))
         .service(resource("/status/app.js", "GET").route(web::get().to(status::script)))
         .service(resource("/status/style.css", "GET").route(web::get().to(status::style)));
     cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))

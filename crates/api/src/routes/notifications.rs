@@ -20,7 +20,7 @@ pub struct NotificationParams {
 }
 
 /// The notifier's notifications, newest first.
-#[utoipa::path(get, path = "/notifications", tag = "notifications",
+#[utoipa::path(get, path = "/notifications", operation_id = "listNotifications", tag = "notifications",
     params(NotificationParams),
     responses(
         (status = 200, description = "Notifications, newest first", body = [Notification]),

@@ -90,7 +90,7 @@ impl NewSilence {
 }
 
 /// Silence the matching services until a time.
-#[utoipa::path(post, path = "/silences", tag = "silences",
+#[utoipa::path(post, path = "/silences", operation_id = "createSilence", tag = "silences",
     request_body = NewSilence,
     security(("api_key" = [])),
     responses(
@@ -115,7 +115,7 @@ pub async fn create(
 }
 
 /// The silences in force, the soonest to end first.
-#[utoipa::path(get, path = "/silences", tag = "silences",
+#[utoipa::path(get, path = "/silences", operation_id = "listSilences", tag = "silences",
     responses(
         (status = 200, description = "Silences that have not ended", body = [SilenceBody]),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
@@ -133,7 +133,7 @@ pub async fn list(_: ReadAccess, state: web::Data<AppState>) -> Result<HttpRespo
 }
 
 /// End a silence now.
-#[utoipa::path(delete, path = "/silences/{Id}", tag = "silences",
+#[utoipa::path(delete, path = "/silences/{Id}", operation_id = "deleteSilence", tag = "silences",
     params(("Id" = i64, Path, description = "The silence's Id")),
     security(("api_key" = [])),
     responses(

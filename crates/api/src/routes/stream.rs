@@ -48,7 +48,7 @@ pub struct StreamParams {
 }
 
 /// Server-Sent Events of the change feed.
-#[utoipa::path(get, path = "/elkservice/stream", tag = "elkservice",
+#[utoipa::path(get, path = "/elkservice/stream", operation_id = "streamChanges", tag = "elkservice",
     params(StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "The last Seq received: resume after it")),
     responses(

@@ -41,7 +41,7 @@ fn time(name: &str, raw: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiEr
 }
 
 /// Seconds spent in each status inside a window, and the share of `normal`.
-#[utoipa::path(get, path = "/elkservice/{Id}/uptime", tag = "elkservice",
+#[utoipa::path(get, path = "/elkservice/{Id}/uptime", operation_id = "getServiceUptime", tag = "elkservice",
     params(("Id" = i64, Path, description = "The service's Id"), UptimeParams),
     responses(
         (status = 200, description = "Seconds per status, the ratio of normal, and the segments", body = Uptime),

@@ -54,6 +54,26 @@ async fn the_spec_covers_every_route_and_the_auth_scheme() {
     }
 }
 
+/// OpenAPI requires every operationId to be unique; client generators name
+/// their methods after them.
+#[test]
+fn every_operation_has_its_own_id() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("{id} names both {other} and {method} {path}");
+            }
+        }
+    }
+    assert!(seen.contains_key("listServices") && seen.contains_key("v1ListServices"));
+    assert!(seen.contains_key("listSilences") && seen.contains_key("getStatusOverview"));
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served_without_a_cdn() {
     let app = spawn_app().await;

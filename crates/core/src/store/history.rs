@@ -145,3 +145,60 @@ pub async fn window(
     .await?;
     Ok((before, inside))
 }
+
+/// What [`window`] returns, for many services in two statements: the status
+/// page reads a page of services' last day at once.
+pub type Windows = std::collections::BTreeMap<i64, (Option<ServiceEvent>, Vec<ServiceEvent>)>;
+
+pub async fn windows(
+    conn: &mut MySqlConnection,
+    service_ids: &[i64],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Windows, sqlx::Error> {
+    let mut found: Windows = service_ids
+        .iter()
+        .map(|id| (*id, (None, Vec::new())))
+        .collect();
+    for ids in service_ids.chunks(256) {
+        // One indexed look-up per service, in one statement.
+        let mut q = QueryBuilder::<MySql>::new("");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push(format!(
+                "(SELECT {EVENT_COLUMNS} FROM elkservice_event WHERE service_id = "
+            ));
+            q.push_bind(*id);
+            q.push(" AND observed_at <= ");
+            q.push_bind(from);
+            q.push(" ORDER BY observed_at DESC, id DESC LIMIT 1)");
+        }
+        let before: Vec<ServiceEvent> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for event in before {
+            if let Some(slot) = found.get_mut(&event.service_id) {
+                slot.0 = Some(event);
+            }
+        }
+        let mut q = QueryBuilder::<MySql>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM elkservice_event WHERE service_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(") AND observed_at > ");
+        q.push_bind(from);
+        q.push(" AND observed_at < ");
+        q.push_bind(to);
+        q.push(" ORDER BY service_id, observed_at, id");
+        let inside: Vec<ServiceEvent> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for event in inside {
+            if let Some(slot) = found.get_mut(&event.service_id) {
+                slot.1.push(event);
+            }
+        }
+    }
+    Ok(found)
+}

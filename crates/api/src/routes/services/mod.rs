@@ -49,7 +49,10 @@ fn with_etag(service: &Service) -> actix_web::HttpResponseBuilder {
 /// When the model is behind, but only lately, `read` is tried once more
 /// after waiting for it to catch up ([`ReadModel::catch_up`]), the wait
 /// counted; a fresh model costs no more than the read itself.
-async fn from_model<T>(state: &AppState, read: impl Fn(&ReadModel) -> Option<T>) -> Option<T> {
+pub(crate) async fn from_model<T>(
+    state: &AppState,
+    read: impl Fn(&ReadModel) -> Option<T>,
+) -> Option<T> {
     let model = state.model.as_deref()?;
     if let Some(answer) = read(model) {
         return Some(answer);
@@ -72,7 +75,7 @@ async fn from_model<T>(state: &AppState, read: impl Fn(&ReadModel) -> Option<T>)
 }
 
 /// List services, filtered, sorted and paged with Beego's GetAll parameters.
-#[utoipa::path(get, path = "/elkservice", tag = "elkservice", params(ListParams),
+#[utoipa::path(get, path = "/elkservice", operation_id = "listServices", tag = "elkservice", params(ListParams),
     responses(
         (status = 200, description = "Matching services (an empty list is `[]`); with `fields`, each object holds only those keys",
             body = [ServiceFields], headers(("X-Total-Count" = u64, description = "All matching rows, before limit and offset"),
@@ -122,7 +125,7 @@ pub async fn list(
 }
 
 /// Create a service.
-#[utoipa::path(post, path = "/elkservice", tag = "elkservice", request_body = NewService,
+#[utoipa::path(post, path = "/elkservice", operation_id = "createService", tag = "elkservice", request_body = NewService,
     security(("api_key" = [])),
     responses(
         (status = 201, description = "Created", body = Service,
@@ -167,7 +170,7 @@ pub async fn create(
 }
 
 /// Read one service.
-#[utoipa::path(get, path = "/elkservice/{Id}", tag = "elkservice",
+#[utoipa::path(get, path = "/elkservice/{Id}", operation_id = "getService", tag = "elkservice",
     params(("Id" = i64, Path, description = "The service's Id")),
     responses(
         (status = 200, description = "The service", body = Service,
@@ -208,7 +211,7 @@ pub async fn get(
 
 /// Replace a service's row. A change of `Status` is recorded as a transition.
 /// With `If-Match`, only if the row is still the version the client read.
-#[utoipa::path(put, path = "/elkservice/{Id}", tag = "elkservice", request_body = ServiceUpdate,
+#[utoipa::path(put, path = "/elkservice/{Id}", operation_id = "replaceService", tag = "elkservice", request_body = ServiceUpdate,
     params(("Id" = i64, Path, description = "The service's Id"),
         ("If-Match" = Option<String>, Header, description = "An ETag from GET (or `*`): write only if the row has not changed since")),
     security(("api_key" = [])),
@@ -258,7 +261,7 @@ pub async fn replace(
 
 /// Delete a service and its history. With `If-Match`, only if the row is
 /// still the version the client read.
-#[utoipa::path(delete, path = "/elkservice/{Id}", tag = "elkservice",
+#[utoipa::path(delete, path = "/elkservice/{Id}", operation_id = "deleteService", tag = "elkservice",
     params(("Id" = i64, Path, description = "The service's Id"),
         ("If-Match" = Option<String>, Header, description = "An ETag from GET (or `*`): write only if the row has not changed since")),
     security(("api_key" = [])),
@@ -281,7 +284,7 @@ pub async fn delete(
 }
 
 /// A service's status transitions, newest first.
-#[utoipa::path(get, path = "/elkservice/{Id}/events", tag = "elkservice",
+#[utoipa::path(get, path = "/elkservice/{Id}/events", operation_id = "listServiceEvents", tag = "elkservice",
     params(("Id" = i64, Path, description = "The service's Id"), PageParams),
     responses(
         (status = 200, description = "Transitions, newest first", body = [ServiceEvent],
