@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
 /// Longest accepted service name: a DNS label, which also bounds container names
@@ -56,7 +57,8 @@ impl<'de> Deserialize<'de> for ServiceName {
 }
 
 /// The health of a service, as the contract defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Running and healthy.
@@ -119,17 +121,18 @@ impl fmt::Display for Status {
 
 /// A row of the `elkservice` table, as clients see it. Field names keep the
 /// seed's Beego JSON names; added fields use the same PascalCase style.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct Service {
-    #[schema(example = 1)]
+    #[cfg_attr(feature = "openapi", schema(example = 1))]
     pub id: i64,
-    #[schema(value_type = String, example = "elasticsearch")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "elasticsearch"))]
     pub name: ServiceName,
     pub status: Status,
     pub running: bool,
     /// Transitions into `down` so far (an unsigned 32-bit count).
-    #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64, example = 0)]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 0, maximum = 4294967295_i64, example = 0))]
     pub failed_count: u32,
     /// What the last observation said, e.g. `exit code 137`.
     pub detail: Option<String>,
@@ -142,7 +145,8 @@ pub struct Service {
 }
 
 /// One status transition of a service.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ServiceEvent {
     pub id: i64,

@@ -9,6 +9,7 @@
 pub mod amqp;
 pub mod backoff;
 pub mod config;
+#[cfg(feature = "store")]
 pub mod db;
 pub mod domain;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod program;
 pub mod retry;
 pub mod shutdown;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod telemetry;
 

@@ -27,10 +27,12 @@ use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::borrow::Cow;
 use std::error::Error;
 use std::ops::RangeInclusive;
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
 /// What kind of change an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     /// A row was made (through the API, or by the writer for a new service).
@@ -70,7 +72,8 @@ impl ChangeKind {
 /// to the table that nobody announced (plain SQL, another program, a
 /// restore) is found by the api and recorded as `database`
 /// (the triggers and `elkservice_unannounced`; see docs/truth.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Api,
@@ -79,7 +82,8 @@ pub enum Source {
 }
 
 /// One entry of the feed, as clients read it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct Change {
     /// Grows by one per entry, in commit order.
@@ -87,7 +91,7 @@ pub struct Change {
     pub kind: ChangeKind,
     /// The service's Id.
     pub id: i64,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: ServiceName,
     /// When the change was committed (or, for an observation, observed).
     pub at: DateTime<Utc>,

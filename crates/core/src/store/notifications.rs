@@ -233,7 +233,8 @@ pub async fn waking(
 }
 
 /// A notification as people read it (`GET /notifications`).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct Notification {
     pub id: i64,
