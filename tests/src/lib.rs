@@ -8,11 +8,12 @@ use elkservice_testkit::{
     TestVhost,
 };
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 pub const KEY: &str = "e2e-test-key";
 
-fn binary(name: &str) -> PathBuf {
+/// A binary of the workspace, built next to this test.
+pub fn binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<this test> → target/<profile>/<name>
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join(name);
@@ -25,14 +26,7 @@ fn binary(name: &str) -> PathBuf {
 }
 
 /// A program that is killed when the test ends.
-pub struct Program(pub Child);
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use elkservice_testkit::Killed as Program;
 
 pub struct System {
     /// The engine whose containers the watcher follows.

@@ -6,18 +6,11 @@ use elkservice_e2e::{Api, System};
 use elkservice_testkit::{eventually, free_port, on_both_engines, Engine};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// chromedriver on a port of its own, stopped with the guard.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use elkservice_testkit::Killed as Driver;
 
 async fn browser() -> (Driver, Client) {
     let port = free_port();

@@ -21,6 +21,7 @@
 //! BENCH_CLIENTS (1000), BENCH_CHANGES (500 a phase: about 5,000 GETs, so
 //! that a p99 is not one or two slow GETs), BENCH_ROUNDS (3).
 
+use elkservice_testkit::bench::{env_num, percentile, rss_kib};
 use elkservice_testkit::{cpu_seconds, eventually, free_port, program, TestDatabase};
 use serde_json::json;
 use std::collections::HashMap;
@@ -31,22 +32,6 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "bench-key";
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU time the process has used, user and system, in ms.
 fn cpu_ms(pid: u32) -> f64 {
     cpu_ms_of(std::path::Path::new(&format!("/proc/{pid}/stat")))
@@ -55,13 +40,6 @@ fn cpu_ms(pid: u32) -> f64 {
 /// CPU time, user and system, in ms, from a `stat` file of /proc.
 fn cpu_ms_of(path: &std::path::Path) -> f64 {
     cpu_seconds(path).unwrap_or(0.0) * 1e3
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// GETs one after another, a pause of [`GET_PAUSE`] between them, until
@@ -358,9 +336,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let clients = env_num("BENCH_CLIENTS", 1000);
-    let changes = env_num("BENCH_CHANGES", 500);
-    let rounds = env_num("BENCH_ROUNDS", 3).max(1);
+    let clients: usize = env_num("BENCH_CLIENTS", 1000);
+    let changes: usize = env_num("BENCH_CHANGES", 500);
+    let rounds: usize = env_num("BENCH_ROUNDS", 3).max(1);
     let db = TestDatabase::new();
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");

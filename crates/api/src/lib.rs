@@ -39,3 +39,6 @@ pub mod tls;
 pub mod truth;
 pub mod uptime;
 pub mod writes;
+
+#[cfg(test)]
+mod testing;

@@ -239,9 +239,7 @@ impl ReadModel {
             return None;
         }
         let state = self.read();
-        let rows = state.rows.slots().filter_map(|(_, slot)| slot.row.as_ref());
-        let overview = crate::overview::compute(rows.map(|r| &r.service), ask);
-        Some((state.seq, overview))
+        Some((state.seq, state.rows.overview(ask)))
     }
 
     /// Every feed entry up to this Seq is applied.
@@ -421,22 +419,10 @@ fn seen(s: &Service) -> impl PartialEq + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elkservice_core::{ServiceName, Status};
+    use elkservice_core::Status;
 
     fn service(id: i64, name: &str) -> Service {
-        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        Service {
-            id,
-            name: ServiceName::parse(name).unwrap(),
-            status: Status::Normal,
-            running: true,
-            failed_count: 0,
-            detail: None,
-            status_changed_at: None,
-            last_checked_at: None,
-            created_at: t,
-            updated_at: t,
-        }
+        crate::testing::service(id, name, Status::Normal)
     }
 
     fn name_of(model: &ReadModel, id: i64) -> Option<String> {

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub const MAX_GROUPS: usize = 200;
 
 /// Problems first: the order of concern.
-const CONCERN: [Status; 5] = [
+pub const CONCERN: [Status; 5] = [
     Status::Down,
     Status::Degraded,
     Status::Unknown,
@@ -42,6 +42,14 @@ pub struct Counts(BTreeMap<&'static str, usize>);
 impl Counts {
     fn new() -> Self {
         Counts(Status::ALL.iter().map(|s| (s.as_str(), 0)).collect())
+    }
+
+    pub fn of_each(counts: impl Iterator<Item = (Status, usize)>) -> Self {
+        let mut all = Counts::new();
+        for (status, n) in counts {
+            all.0.insert(status.as_str(), n);
+        }
+        all
     }
 
     fn add(&mut self, status: Status) {
@@ -116,6 +124,15 @@ impl Ask {
     }
 }
 
+/// The groups worth listing: two or more services, more problems first,
+/// then by name; at most [`MAX_GROUPS`].
+pub fn rank(mut groups: Vec<Group>) -> Vec<Group> {
+    groups.retain(|g| g.total >= 2);
+    groups.sort_by(|a, b| (a.counts.rank(), &a.name).cmp(&(b.counts.rank(), &b.name)));
+    groups.truncate(MAX_GROUPS);
+    groups
+}
+
 /// The overview of `rows` (every service), without segments: the route
 /// adds those for the page it returns.
 pub fn compute<'a>(rows: impl Iterator<Item = &'a Service>, ask: &Ask) -> Overview {
@@ -141,17 +158,16 @@ pub fn compute<'a>(rows: impl Iterator<Item = &'a Service>, ask: &Ask) -> Overvi
             matched.push(s);
         }
     }
-    let mut groups: Vec<Group> = groups
-        .into_iter()
-        .filter(|(_, (n, _))| *n >= 2)
-        .map(|(name, (total, counts))| Group {
-            name: name.to_owned(),
-            total,
-            counts,
-        })
-        .collect();
-    groups.sort_by(|a, b| (a.counts.rank(), &a.name).cmp(&(b.counts.rank(), &b.name)));
-    groups.truncate(MAX_GROUPS);
+    let groups = rank(
+        groups
+            .into_iter()
+            .map(|(name, (total, counts))| Group {
+                name: name.to_owned(),
+                total,
+                counts,
+            })
+            .collect(),
+    );
 
     // Only the page is sorted in full; the rest is only put behind it.
     let order = |a: &&Service, b: &&Service| {
@@ -183,23 +199,7 @@ pub fn compute<'a>(rows: impl Iterator<Item = &'a Service>, ask: &Ask) -> Overvi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elkservice_core::ServiceName;
-
-    fn service(id: i64, name: &str, status: Status) -> Service {
-        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        Service {
-            id,
-            name: ServiceName::parse(name).unwrap(),
-            status,
-            running: status != Status::Down,
-            failed_count: 0,
-            detail: None,
-            status_changed_at: None,
-            last_checked_at: None,
-            created_at: t,
-            updated_at: t,
-        }
-    }
+    use crate::testing::service;
 
     fn names(o: &Overview) -> Vec<&str> {
         o.services.iter().map(|c| c.service.name.as_str()).collect()

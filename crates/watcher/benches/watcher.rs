@@ -15,19 +15,13 @@ use bollard::Docker;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
 use elkservice_core::{Status, StatusEvent};
+use elkservice_testkit::bench::env_num;
 use elkservice_testkit::{consume_events, Engine, TestVhost};
 use elkservice_watcher::settings::{DockerSettings, Settings, WatcherSettings};
 use elkservice_watcher::Watcher;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn engine() -> Engine {
     match std::env::var("BENCH_ENGINE").as_deref() {

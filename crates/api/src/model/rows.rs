@@ -9,10 +9,12 @@
 
 use super::Cached;
 use crate::listing::{Filter, Listing, Op, Sort, Value};
+use crate::overview::{self, group_of, Ask, Card, Counts, Group, Overview, CONCERN};
 use chrono::{DateTime, Utc};
 use elkservice_core::store::Field;
 use elkservice_core::{Service, Status};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 pub(super) struct Slot {
@@ -28,6 +30,8 @@ pub(super) struct Rows {
     by_status: [BTreeSet<i64>; 5],
     by_name: BTreeSet<(String, i64)>,
     by_changed: BTreeSet<(Option<DateTime<Utc>>, i64)>,
+    /// Rows per status ([`Status::ALL`]'s order) of each group of names.
+    by_group: HashMap<String, [usize; 5]>,
 }
 
 fn status_index(status: Status) -> usize {
@@ -84,6 +88,26 @@ impl<'a> Names<'a> {
             (Field::Name, Op::Exact, [Value::Text(t)]) => Some(Names::Exactly(t)),
             (Field::Name, Op::StartsWith, [Value::Text(t)]) => Some(Names::Prefix(t)),
             _ => None,
+        }
+    }
+}
+
+type Range<K> = (Bound<(K, i64)>, Bound<(K, i64)>);
+
+impl Names<'_> {
+    fn range(&self) -> Range<String> {
+        match self {
+            Names::Exactly(name) => (
+                Bound::Included((name.to_string(), i64::MIN)),
+                Bound::Included((name.to_string(), i64::MAX)),
+            ),
+            Names::Prefix(prefix) => (
+                Bound::Included((prefix.to_string(), i64::MIN)),
+                match prefix_end(prefix) {
+                    Some(end) => Bound::Excluded((end, i64::MIN)),
+                    None => Bound::Unbounded,
+                },
+            ),
         }
     }
 }
@@ -150,6 +174,8 @@ impl Rows {
         self.by_status[status_index(s.status)].insert(s.id);
         self.by_name.insert((s.name.as_str().to_owned(), s.id));
         self.by_changed.insert((s.status_changed_at, s.id));
+        let group = self.by_group.entry(group_of(s.name.as_str()).to_owned());
+        group.or_default()[status_index(s.status)] += 1;
     }
 
     /// Drop what `old` (the Id's slot until now) put in the indexes, unless
@@ -157,6 +183,13 @@ impl Rows {
     fn unindex_old(&mut self, id: i64, old: Slot) {
         let Some(old) = old.row else { return };
         let old = &old.service;
+        let group = group_of(old.name.as_str());
+        if let Some(counts) = self.by_group.get_mut(group) {
+            counts[status_index(old.status)] -= 1;
+            if counts.iter().all(|n| *n == 0) {
+                self.by_group.remove(group);
+            }
+        }
         let now = self
             .slots
             .get(&id)
@@ -191,22 +224,18 @@ impl Rows {
         };
         let offset = usize::try_from(listing.offset).unwrap_or(usize::MAX);
         let limit = listing.limit as usize;
-        // A walk that keeps exactly what the filters keep, and says how many
-        // that is, needs no check per row and no count.
-        if let Some((total, ids)) = self.exact(listing, order) {
-            let rows = ids
-                .skip(offset)
-                .take(limit)
-                .filter_map(|id| self.row(id).cloned())
-                .collect();
+        let matching = self
+            .candidates(listing, order)
+            .filter_map(|id| self.row(id))
+            .filter(|r| listing.matches(&r.service));
+        // With the count known from the indexes, the walk stops at the page's end.
+        if let Some(total) = self.count(listing) {
+            let rows = matching.skip(offset).take(limit).cloned().collect();
             return (total, rows);
         }
         let mut total = 0;
         let mut rows = Vec::new();
-        for id in self.candidates(listing, order) {
-            let Some(row) = self.row(id).filter(|r| listing.matches(&r.service)) else {
-                continue;
-            };
+        for row in matching {
             if total >= offset && rows.len() < limit {
                 rows.push(row.clone());
             }
@@ -215,31 +244,25 @@ impl Rows {
         (total, rows)
     }
 
-    /// Every row, or only one status, in Id order: the set is the answer.
-    fn exact<'a>(
-        &'a self,
-        listing: &Listing,
-        order: Order,
-    ) -> Option<(usize, Box<dyn Iterator<Item = i64> + 'a>)> {
-        let Order::Id { descending } = order else {
-            return None;
-        };
+    /// How many rows pass the listing's filters, where the indexes tell:
+    /// none, one on the status, or one on the name.
+    fn count(&self, listing: &Listing) -> Option<usize> {
         match listing.filters.as_slice() {
-            [] => {
-                let live = self
-                    .slots
-                    .iter()
-                    .filter(|(_, s)| s.row.is_some())
-                    .map(|(id, _)| *id);
-                Some((self.len(), directed(live, descending)))
-            }
-            [f] => match statuses(f)?.as_slice() {
-                [one] => {
-                    let set = &self.by_status[status_index(*one)];
-                    Some((set.len(), directed(set.iter().copied(), descending)))
+            [] => Some(self.len()),
+            [f] => {
+                if let Some(statuses) = statuses(f) {
+                    let mut statuses = statuses;
+                    statuses.sort_unstable_by_key(|s| status_index(*s));
+                    statuses.dedup();
+                    return Some(
+                        statuses
+                            .iter()
+                            .map(|s| self.by_status[status_index(*s)].len())
+                            .sum(),
+                    );
                 }
-                _ => None,
-            },
+                Names::of(f).map(|names| self.by_name.range(names.range()).count())
+            }
             _ => None,
         }
     }
@@ -259,49 +282,101 @@ impl Rows {
                         .flat_map(|s| self.by_status[status_index(*s)].iter().copied())
                         .collect();
                     ids.sort_unstable();
+                    ids.dedup(); // a status named twice
                     return directed(ids.into_iter(), descending);
                 }
                 if let Some(names) = listing.filters.iter().find_map(Names::of) {
-                    let mut ids: Vec<i64> = self.names(names).map(|(_, id)| *id).collect();
+                    let mut ids: Vec<i64> = self
+                        .by_name
+                        .range(names.range())
+                        .map(|(_, id)| *id)
+                        .collect();
                     ids.sort_unstable();
                     return directed(ids.into_iter(), descending);
                 }
                 directed(self.slots.keys().copied(), descending)
             }
             Order::Name { descending } => {
-                let names = match listing.filters.iter().find_map(Names::of) {
-                    Some(names) => self.names(names),
-                    None => Box::new(self.by_name.iter()),
+                let range = match listing.filters.iter().find_map(Names::of) {
+                    Some(names) => names.range(),
+                    None => (Bound::Unbounded, Bound::Unbounded),
                 };
                 if descending {
-                    latest_first(names.rev())
+                    highest_first(&self.by_name, range)
                 } else {
-                    Box::new(names.map(|(_, id)| *id))
+                    Box::new(self.by_name.range(range).map(|(_, id)| *id))
                 }
             }
             Order::Changed { descending: false } => {
                 Box::new(self.by_changed.iter().map(|(_, id)| *id))
             }
-            Order::Changed { descending: true } => latest_first(self.by_changed.iter().rev()),
+            Order::Changed { descending: true } => {
+                highest_first(&self.by_changed, (Bound::Unbounded, Bound::Unbounded))
+            }
         }
     }
 
-    fn names<'a>(
-        &'a self,
-        names: Names<'a>,
-    ) -> Box<dyn DoubleEndedIterator<Item = &'a (String, i64)> + 'a> {
-        match names {
-            Names::Exactly(name) => Box::new(
-                self.by_name
-                    .range((name.to_owned(), i64::MIN)..=(name.to_owned(), i64::MAX)),
-            ),
-            Names::Prefix(prefix) => {
-                let from = (prefix.to_owned(), i64::MIN);
-                match prefix_end(prefix) {
-                    Some(end) => Box::new(self.by_name.range(from..(end, i64::MIN))),
-                    None => Box::new(self.by_name.range(from..)),
-                }
+    /// The status page's overview, from the indexes alone when it asks for
+    /// no search and no group: then it costs the groups and the page, not
+    /// the rows. With either, every row is looked at.
+    pub fn overview(&self, ask: &Ask) -> Overview {
+        if ask.q.as_deref().is_some_and(|q| !q.trim().is_empty()) || ask.group.is_some() {
+            let rows = self.slots.values().filter_map(|s| s.row.as_ref());
+            return overview::compute(rows.map(|r| &r.service), ask);
+        }
+        let counts = |per: &[usize; 5]| {
+            Counts::of_each(Status::ALL.iter().copied().zip(per.iter().copied()))
+        };
+        let groups = self
+            .by_group
+            .iter()
+            .map(|(name, per)| Group {
+                name: name.clone(),
+                total: per.iter().sum(),
+                counts: counts(per),
+            })
+            .collect();
+        let per_status = self.by_status.each_ref().map(BTreeSet::len);
+        let mut services = Vec::new();
+        let mut skip = ask.offset;
+        for status in CONCERN {
+            if services.len() >= ask.limit {
+                break;
             }
+            let set = &self.by_status[status_index(status)];
+            if skip >= set.len() {
+                skip -= set.len();
+                continue;
+            }
+            let wanted = (ask.limit - services.len()).min(set.len() - skip);
+            // A few (the problems, as a rule): sorted by name. Many: the
+            // name index walked, keeping this status.
+            let page: Vec<&Arc<Cached>> = if set.len() * 8 < self.len() {
+                let mut rows: Vec<&Arc<Cached>> =
+                    set.iter().filter_map(|id| self.row(*id)).collect();
+                rows.sort_unstable_by(|a, b| a.service.name.as_str().cmp(b.service.name.as_str()));
+                rows.into_iter().skip(skip).take(wanted).collect()
+            } else {
+                self.by_name
+                    .iter()
+                    .filter_map(|(_, id)| self.row(*id))
+                    .filter(|r| r.service.status == status)
+                    .skip(skip)
+                    .take(wanted)
+                    .collect()
+            };
+            skip = 0;
+            services.extend(page.into_iter().map(|r| Card {
+                service: r.service.clone(),
+                segments: Vec::new(),
+            }));
+        }
+        Overview {
+            total: self.len(),
+            counts: counts(&per_status),
+            groups: overview::rank(groups),
+            matched: self.len(),
+            services,
         }
     }
 
@@ -340,23 +415,23 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// Ids from an index walked backwards, with each run of equal keys put
-/// back in Id order: Id breaks ties ascending whatever the order of the key.
-fn latest_first<'a, K: PartialEq + 'a>(
-    walk: impl Iterator<Item = &'a (K, i64)> + 'a,
+/// The Ids of an index's `range`, keys from the highest down and the Ids of
+/// one key in ascending order, as a stable sort of rows in Id order has
+/// them. Each key's Ids are walked forwards as they are taken, so a key that
+/// thousands of rows share (no `StatusChangedAt` yet) costs only what is taken.
+fn highest_first<'a, K: Ord + Clone + 'a>(
+    set: &'a BTreeSet<(K, i64)>,
+    range: Range<K>,
 ) -> Box<dyn Iterator<Item = i64> + 'a> {
-    let mut walk = walk.peekable();
-    // Filled walking backwards, so popped in Id order.
-    let mut run: Vec<i64> = Vec::new();
-    Box::new(std::iter::from_fn(move || {
-        if run.is_empty() {
-            let (key, id) = walk.next()?;
-            run.push(*id);
-            while let Some((_, id)) = walk.next_if(|(next, _)| next == key) {
-                run.push(*id);
-            }
+    let (low, mut high) = range;
+    let mut key: Option<std::collections::btree_set::Range<'a, (K, i64)>> = None;
+    Box::new(std::iter::from_fn(move || loop {
+        if let Some((_, id)) = key.as_mut().and_then(Iterator::next) {
+            return Some(*id);
         }
-        run.pop()
+        let (next, _) = set.range((low.clone(), high.clone())).next_back()?;
+        key = Some(set.range((next.clone(), i64::MIN)..=(next.clone(), i64::MAX)));
+        high = Bound::Excluded((next.clone(), i64::MIN));
     }))
 }
 
@@ -378,18 +453,10 @@ mod tests {
     use elkservice_core::ServiceName;
 
     fn service(id: i64, name: &str, status: Status, changed: Option<i64>) -> Service {
-        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         Service {
-            id,
-            name: ServiceName::parse(name).unwrap(),
-            status,
-            running: status != Status::Down,
             failed_count: (id % 4) as u32,
-            detail: None,
             status_changed_at: changed.map(|c| DateTime::from_timestamp(c, 0).unwrap()),
-            last_checked_at: None,
-            created_at: t,
-            updated_at: t,
+            ..crate::testing::service(id, name, status)
         }
     }
 
@@ -509,12 +576,39 @@ mod tests {
     }
 
     #[test]
+    fn the_overview_from_the_indexes_is_the_one_from_every_row() {
+        let rows = table();
+        let every: Vec<Service> = rows
+            .slots
+            .values()
+            .filter_map(|s| s.row.as_ref())
+            .map(|r| r.service.clone())
+            .collect();
+        for (limit, offset) in [(120, 0), (7, 0), (10, 25), (50, 100), (10, 10_000)] {
+            let ask = Ask {
+                limit,
+                offset,
+                ..Ask::default()
+            };
+            let indexed = serde_json::to_value(rows.overview(&ask)).unwrap();
+            let walked = serde_json::to_value(overview::compute(every.iter(), &ask)).unwrap();
+            assert_eq!(indexed, walked, "limit {limit} offset {offset}");
+        }
+        let first = rows.overview(&Ask {
+            limit: 1,
+            ..Ask::default()
+        });
+        assert_eq!(first.services[0].service.status, Status::Down);
+        assert!(first.groups.len() > 2, "not vacuous: {:?}", first.groups);
+    }
+
+    #[test]
     fn a_deleted_or_changed_row_leaves_no_trace_in_the_indexes() {
         let mut rows = Rows::default();
         put(&mut rows, 1, service(1, "a", Status::Down, Some(5)));
         put(&mut rows, 2, service(1, "b", Status::Normal, None));
         rows.remove(1);
         assert_eq!(rows.len(), 0);
-        assert!(rows.by_name.is_empty() && rows.by_changed.is_empty());
+        assert!(rows.by_name.is_empty() && rows.by_changed.is_empty() && rows.by_group.is_empty());
     }
 }

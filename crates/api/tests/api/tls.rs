@@ -5,16 +5,22 @@ use crate::helpers::test_settings;
 use elkservice_api::startup::Application;
 use elkservice_testkit::{TestDatabase, TestPki};
 
-#[tokio::test]
-async fn with_a_certificate_the_api_speaks_https_only() {
-    let db = TestDatabase::new();
-    let pki = TestPki::new();
+/// The api with the test's certificate; its port.
+async fn https_app(db: &TestDatabase, pki: &TestPki) -> u16 {
     let mut settings = test_settings(db.url.clone());
     settings.api.tls_cert = Some(pki.cert_file.clone());
     settings.api.tls_key = Some(pki.key_file.clone());
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
+    port
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_api_speaks_https_only() {
+    let db = TestDatabase::new();
+    let pki = TestPki::new();
+    let port = https_app(&db, &pki).await;
 
     // A client that trusts the authority, by name and by address.
     for host in ["localhost", "127.0.0.1"] {
@@ -91,12 +97,7 @@ async fn http2_with_prior_knowledge_is_answered_in_http1_or_not_at_all() {
 async fn over_tls_alpn_h2_is_never_chosen() {
     let db = TestDatabase::new();
     let pki = TestPki::new();
-    let mut settings = test_settings(db.url.clone());
-    settings.api.tls_cert = Some(pki.cert_file.clone());
-    settings.api.tls_key = Some(pki.key_file.clone());
-    let app = Application::build(settings).await.unwrap();
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
+    let port = https_app(&db, &pki).await;
 
     let ca = pki.ca_file.clone();
     let talk = move |alpn: &[&[u8]]| {

@@ -10,11 +10,11 @@ use elkservice_core::glob::Glob;
 use elkservice_notifier::settings::{Format, NotifierSettings, Settings, Webhook};
 use elkservice_notifier::Notifier;
 use elkservice_testkit::{
-    eventually, free_port, get_json, program, wait_delivering, Got, Receiver, TestDatabase,
+    eventually, free_port, get_json, program, wait_delivering, Got, Killed, Receiver, TestDatabase,
 };
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -452,16 +452,6 @@ async fn kill_9_of_the_delivering_notifier_loses_and_reorders_nothing() {
     );
     assert_eq!(seen, expected, "every key once, in order per service");
     let _ = std::fs::remove_file(&config);
-}
-
-/// A process killed with SIGKILL when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

@@ -456,7 +456,7 @@ impl Drop for SocketProxy {
 async fn podman_s_own_api_on_a_tcp_port_is_watched() {
     let mut h = Harness::new(Engine::Podman).await;
     let port = elkservice_testkit::free_port();
-    let _service = KillOnDrop(
+    let _service = elkservice_testkit::Killed(
         std::process::Command::new("podman")
             .args([
                 "system",
@@ -480,16 +480,6 @@ async fn podman_s_own_api_on_a_tcp_port_is_watched() {
     h.expect("kibana", "normal", |e| e.status == Normal).await;
     c.cli(&["kill"]);
     h.expect("kibana", "down", |e| e.status == Down).await;
-}
-
-/// A process ended when the test is, passed or not.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `DOCKER_HOST=tcp://…`, as through a read-only socket proxy.
