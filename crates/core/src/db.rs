@@ -158,9 +158,12 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
 
 /// The name of this database's lock for `purpose`. Lock names are
 /// server-wide and at most 64 characters: they are keyed by a digest of the
-/// database's name.
+/// database's name, so that deployments sharing a server do not wait for
+/// each other. (The notifier's lock has had this name from the start, so
+/// old and new notifiers exclude each other during an upgrade.)
 fn lock_name(purpose: &str) -> String {
-    format!("CONCAT('elkservice.{purpose}.', MD5(DATABASE()))")
+    debug_assert!(purpose.len() <= 13, "a lock name has at most 64 characters");
+    format!("CONCAT('elkservice-{purpose}-', SHA1(DATABASE()))")
 }
 
 /// Take this database's named lock for `purpose` (MariaDB's `GET_LOCK`,

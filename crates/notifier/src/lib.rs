@@ -38,11 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The named lock that makes one notifier the one that delivers. Lock names
-/// are per server, not per database: the database's name is part of it (as
-/// a hash: a name may be at most 64 characters), so that deployments sharing
-/// a server do not wait for each other.
-const LOCK: &str = "CONCAT('elkservice-notifier-', SHA1(DATABASE()))";
+/// The named lock ([`db::lock`]) that makes one notifier the one that delivers.
+const LOCK: &str = "notifier";
 /// Feed entries planned per transaction.
 const PLAN_BATCH: u32 = 500;
 
@@ -166,10 +163,7 @@ impl Lead {
     /// another process holds the lock.
     async fn run(&self, pool: &MySqlPool) -> Result<(), sqlx::Error> {
         let mut lock = pool.acquire().await?.detach();
-        let got: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({LOCK}, 0)"))
-            .fetch_one(&mut lock)
-            .await?;
-        if got != Some(1) {
+        if !db::lock(&mut lock, LOCK, 0).await? {
             let _ = lock.close().await;
             return Ok(());
         }

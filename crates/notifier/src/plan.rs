@@ -19,7 +19,7 @@
 use crate::settings::{Format, Webhook};
 use chrono::{DateTime, Duration, Utc};
 use elkservice_core::store::feed::{Change, ChangeKind};
-use elkservice_core::store::notifications::NewNotification;
+use elkservice_core::store::notifications::{Kind, NewNotification};
 use elkservice_core::Status;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: boo
                     webhook,
                     change,
                     key,
-                    status.as_str(),
+                    Kind::Problem(status),
                     None,
                     due,
                     summary_of_problem(change),
@@ -147,7 +147,7 @@ pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: boo
                         webhook,
                         change,
                         &change.seq.to_string(),
-                        "resolved",
+                        Kind::Resolved,
                         Some(key),
                         change.at,
                         format!(
@@ -175,7 +175,7 @@ fn flap(webhook: &Webhook, track: &mut Track, change: &Change, begins: bool) -> 
         webhook,
         change,
         &stable_key,
-        "stable",
+        Kind::Stable,
         None,
         change.at,
         format!(
@@ -203,7 +203,7 @@ fn flap(webhook: &Webhook, track: &mut Track, change: &Change, begins: bool) -> 
             webhook,
             change,
             &change.seq.to_string(),
-            "flapping",
+            Kind::Flapping,
             None,
             change.at,
             format!(
@@ -257,7 +257,7 @@ pub fn wake(
         webhook: webhook.id(),
         key: f.stable_key,
         service: service.to_owned(),
-        kind: "stable".into(),
+        kind: Kind::Stable,
         problem_key: None,
         body: f.stable_body,
         due_at: now,
@@ -278,7 +278,7 @@ fn notification(
     webhook: &Webhook,
     change: &Change,
     key: &str,
-    kind: &str,
+    kind: Kind,
     problem_key: Option<String>,
     due: DateTime<Utc>,
     summary: String,
@@ -287,7 +287,7 @@ fn notification(
         // The feed entry as the api serves it, with what to tell a person.
         Format::Json => {
             let mut entry = serde_json::to_value(change).expect("an entry serialises");
-            entry["Notification"] = kind.into();
+            entry["Notification"] = kind.as_str().into();
             entry["Summary"] = summary.into();
             entry
         }
@@ -298,7 +298,7 @@ fn notification(
         webhook: webhook.id(),
         key: key.to_owned(),
         service: change.name.to_string(),
-        kind: kind.to_owned(),
+        kind,
         problem_key,
         body: body.to_string(),
         due_at: due,
@@ -484,7 +484,7 @@ mod tests {
         assert!(wake(&w, &mut t, "es", last + Duration::seconds(59)).is_none());
         let stable = wake(&w, &mut t, "es", last + Duration::seconds(60)).expect("stable");
         let Action::Queue(n) = stable else { panic!() };
-        assert_eq!((n.kind.as_str(), n.key.as_str()), ("stable", "24-stable"));
+        assert_eq!((n.kind, n.key.as_str()), (Kind::Stable, "24-stable"));
         assert!(
             n.body.contains("es has been stable for 1 min 0 s: normal"),
             "{}",

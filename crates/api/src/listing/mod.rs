@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use elkservice_core::store::Field;
 use elkservice_core::Service;
 
-pub use params::{page, ListParams, DEFAULT_LIMIT, MAX_LIMIT};
+pub use params::{number, page, ListParams, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// What values a field holds, which decides the operators and values it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,34 +46,37 @@ pub(super) fn split_list(s: &Option<String>) -> Vec<&str> {
         .collect()
 }
 
-fn parse_number<T: std::str::FromStr>(
+/// A whole number from the query string, within `range`; `default` when
+/// the parameter is absent. The one parser of every route's numbers, so that
+/// each says the same of a bad one.
+pub fn number<T>(
     name: &str,
-    raw: &Option<String>,
-) -> Result<Option<T>, String> {
-    raw.as_deref()
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| format!("{name} must be a non-negative integer, got {s:?}"))
-        })
-        .transpose()
+    raw: Option<&str>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{name} must be an integer from {} to {}, got {raw:?}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 /// `limit` and `offset` as every paged route takes them.
 pub fn page(limit: &Option<String>, offset: &Option<String>) -> Result<(u32, u64), String> {
-    let limit = match parse_number::<u32>("limit", limit)?.unwrap_or(DEFAULT_LIMIT) {
+    // 0 means the most.
+    let limit = match number("limit", limit.as_deref(), DEFAULT_LIMIT, 0..=MAX_LIMIT)? {
         0 => MAX_LIMIT,
-        n if n > MAX_LIMIT => {
-            return Err(format!(
-                "limit may be at most {MAX_LIMIT} (0 means {MAX_LIMIT})"
-            ))
-        }
         n => n,
     };
     // At most i64::MAX, the range the spec documents for an int64.
-    let offset = parse_number::<u64>("offset", offset)?.unwrap_or(0);
-    if offset > i64::MAX as u64 {
-        return Err(format!("offset may be at most {}", i64::MAX));
-    }
+    let offset = number("offset", offset.as_deref(), 0, 0..=i64::MAX as u64)?;
     Ok((limit, offset))
 }

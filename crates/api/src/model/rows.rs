@@ -224,15 +224,30 @@ impl Rows {
         };
         let offset = usize::try_from(listing.offset).unwrap_or(usize::MAX);
         let limit = listing.limit as usize;
+        // With the count known from the indexes, the walk stops at the page's
+        // end; if the index walked is the filter itself, it skips to the page
+        // without looking at a row.
+        if let Some(total) = self.count(listing) {
+            let ids = self.candidates(listing, order);
+            let rows: Vec<_> = if covers(listing, order) {
+                ids.skip(offset)
+                    .take(limit)
+                    .filter_map(|id| self.row(id).cloned())
+                    .collect()
+            } else {
+                ids.filter_map(|id| self.row(id))
+                    .filter(|r| listing.matches(&r.service))
+                    .skip(offset)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            };
+            return (total, rows);
+        }
         let matching = self
             .candidates(listing, order)
             .filter_map(|id| self.row(id))
             .filter(|r| listing.matches(&r.service));
-        // With the count known from the indexes, the walk stops at the page's end.
-        if let Some(total) = self.count(listing) {
-            let rows = matching.skip(offset).take(limit).cloned().collect();
-            return (total, rows);
-        }
         let mut total = 0;
         let mut rows = Vec::new();
         for row in matching {
@@ -277,6 +292,10 @@ impl Rows {
         match order {
             Order::Id { descending } => {
                 if let Some(set) = listing.filters.iter().find_map(statuses) {
+                    if let [one] = set.as_slice() {
+                        let ids = self.by_status[status_index(*one)].iter().copied();
+                        return directed(ids, descending);
+                    }
                     let mut ids: Vec<i64> = set
                         .iter()
                         .flat_map(|s| self.by_status[status_index(*s)].iter().copied())
@@ -294,7 +313,9 @@ impl Rows {
                     ids.sort_unstable();
                     return directed(ids.into_iter(), descending);
                 }
-                directed(self.slots.keys().copied(), descending)
+                // Only the rows that exist, as the indexes hold only those.
+                let live = self.slots.iter().filter(|(_, s)| s.row.is_some());
+                directed(live.map(|(id, _)| *id), descending)
             }
             Order::Name { descending } => {
                 let range = match listing.filters.iter().find_map(Names::of) {
@@ -413,6 +434,18 @@ fn prefix_end(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether [`Rows::candidates`] yields exactly the rows that pass the
+/// listing's filters, each once, so that none needs checking. (Every
+/// candidate is a row that exists.)
+fn covers(listing: &Listing, order: Order) -> bool {
+    match (listing.filters.as_slice(), order) {
+        ([], _) => true,
+        ([f], Order::Id { .. }) => statuses(f).is_some() || Names::of(f).is_some(),
+        ([f], Order::Name { .. }) => Names::of(f).is_some(),
+        _ => false,
+    }
 }
 
 /// The Ids of an index's `range`, keys from the highest down and the Ids of

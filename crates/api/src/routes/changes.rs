@@ -5,6 +5,7 @@
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
+use crate::listing;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use elkservice_core::store::feed::{self, Change};
@@ -34,21 +35,16 @@ pub struct ChangesParams {
     pub wait: Option<String>,
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+fn number<T>(
     name: &str,
     raw: &Option<String>,
     default: T,
     range: std::ops::RangeInclusive<T>,
-) -> Result<T, ApiError> {
-    let Some(raw) = raw else { return Ok(default) };
-    match raw.trim().parse::<T>() {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(ApiError::BadRequest(format!(
-            "{name} must be an integer from {} to {}, got {raw:?}",
-            range.start(),
-            range.end()
-        ))),
-    }
+) -> Result<T, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    listing::number(name, raw.as_deref(), default, range).map_err(ApiError::BadRequest)
 }
 
 /// 410 Gone when the feed cannot go on from `since`: entries after it have

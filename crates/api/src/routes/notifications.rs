@@ -3,6 +3,7 @@
 
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
+use crate::listing::number;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use elkservice_core::store::notifications::{self, Notification, State};
@@ -16,7 +17,8 @@ pub struct NotificationParams {
     /// Only those in this state: pending, sent, failed, cancelled or skipped.
     pub status: Option<String>,
     /// At most this many (1-1000, default 100).
-    pub limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
 }
 
 /// The notifier's notifications, newest first.
@@ -43,10 +45,8 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
-    }
+    let limit = number("limit", params.limit.as_deref(), 100, 1..=1000_u32)
+        .map_err(ApiError::BadRequest)?;
     let mut conn = state.pool.acquire().await?;
     Ok(HttpResponse::Ok().json(notifications::list(&mut conn, wanted, limit).await?))
 }

@@ -73,16 +73,8 @@ pub async fn stream(
     let mut conn = state.pool.acquire().await?;
     let since = match resume {
         Some(raw) => {
-            let since = raw
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|s| *s >= 0)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "the cursor must be a Seq (an integer >= 0), got {raw:?}"
-                    ))
-                })?;
+            let since = crate::listing::number("the cursor (a Seq)", Some(&raw), 0, 0..=i64::MAX)
+                .map_err(ApiError::BadRequest)?;
             check_kept(&mut conn, since).await?;
             since
         }

@@ -2,6 +2,7 @@
 //! state), what it follows per webhook and service, and its cursor in the
 //! change feed. Written by the notifier; the api will read the outbox.
 
+use crate::domain::Status;
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
 
@@ -44,13 +45,44 @@ impl State {
     }
 }
 
+/// What a notification tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A problem began: the service is in this status (`down`, `degraded`).
+    Problem(Status),
+    /// A problem that was told has ended.
+    Resolved,
+    /// Problems began and ended too often: nothing more until it is stable.
+    Flapping,
+    /// A flapping service has been stable for the window.
+    Stable,
+}
+
+impl Kind {
+    /// As stored and as webhooks see it (`Notification` in a JSON body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Problem(status) => status.as_str(),
+            Kind::Resolved => "resolved",
+            Kind::Flapping => "flapping",
+            Kind::Stable => "stable",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A notification to queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewNotification {
     pub webhook: String,
     pub key: String,
     pub service: String,
-    pub kind: String,
+    pub kind: Kind,
     /// For a resolution: the key of the problem's notification.
     pub problem_key: Option<String>,
     pub body: String,
@@ -84,7 +116,7 @@ pub async fn queue(conn: &mut MySqlConnection, n: &NewNotification) -> Result<()
     .bind(&n.webhook)
     .bind(&n.key)
     .bind(&n.service)
-    .bind(&n.kind)
+    .bind(n.kind.as_str())
     .bind(&n.problem_key)
     .bind(&n.body)
     .bind(n.due_at)
