@@ -22,6 +22,7 @@
 //! its deletion.
 
 mod rows;
+mod walks;
 
 use crate::listing::Listing;
 use actix_web::http::header::EntityTag;
