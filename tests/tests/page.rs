@@ -62,6 +62,16 @@ async fn status_of(page: &Client, service: &str) -> Option<String> {
     service_attr(page, service, "data-status").await
 }
 
+/// Empty the search box, as a person deleting what they typed.
+async fn clear_search(page: &Client) {
+    page.execute(
+        "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
 async fn text_of(page: &Client, id: &str) -> Option<String> {
     page.find(Locator::Id(id)).await.ok()?.text().await.ok()
 }
@@ -178,12 +188,7 @@ async fn the_status_page_shows_a_killed_container_down_without_a_reload(engine: 
             .then_some(())
     })
     .await;
-    page.execute(
-        "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));",
-        vec![],
-    )
-    .await
-    .unwrap();
+    clear_search(&page).await;
     eventually(10, "web to be back", || async {
         status_of(&page, "web").await.map(|_| ())
     })
@@ -327,12 +332,7 @@ async fn the_status_page_shows_every_service_however_many() {
         .query()
         .unwrap_or("")
         .contains("q=WEB-09999"));
-    page.execute(
-        "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));",
-        vec![],
-    )
-    .await
-    .unwrap();
+    clear_search(&page).await;
 
     // Groups by the name's first part; one click shows a group alone.
     let es = page

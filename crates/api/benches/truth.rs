@@ -1,13 +1,16 @@
 //! The database is the truth, at size: rows written by plain SQL reach the
 //! api, and its reads stay fast however many rows there are. For each size
 //! in `BENCH_SIZES` (default `1000 100000`), the bench starts a fresh
-//! database with the api as its own process, seeds the rows by plain SQL,
-//! and measures:
+//! database with two api processes, each its own process, seeds the rows by
+//! plain SQL, and measures:
 //!
 //! - how long the api takes to see every seeded row (the triggers' notes
 //!   recorded in the feed, then the read model following it);
-//! - how long an `UPDATE` made by SQL takes to show in `GET
-//!   /elkservice/{Id}`, against the bound `api.external_change_secs`;
+//! - how long an `UPDATE`, `INSERT` or `DELETE` made by SQL takes to show in
+//!   `GET /elkservice/{Id}` of both processes, against the bound
+//!   `api.external_change_secs`;
+//! - GET by id against nginx serving a file of a row's size (Debian's
+//!   nginx-light, installed when missing);
 //! - requests per second and p99 of the listings that used to walk every row
 //!   and of the status page's overview, against GET by id in the same
 //!   phase (the baseline: it costs the same at any size);
@@ -21,7 +24,7 @@
 //! load), BENCH_CHANGES (20 SQL updates per size).
 
 use elkservice_testkit::bench::{env_num, percentile, rss_kib};
-use elkservice_testkit::{eventually, free_port, get_json, program, TestDatabase};
+use elkservice_testkit::{eventually, free_port, get_json, program, Killed, TestDatabase};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -141,27 +144,108 @@ struct Figures {
     visible_s: f64,
     change_p50_ms: f64,
     change_p99_ms: f64,
+    static_row: Load,
     reads: Vec<Load>,
     rss_mib: f64,
 }
 
-async fn measure(rows: usize, conns: usize, secs: u64, changes: usize) -> Figures {
-    let db = TestDatabase::new();
+async fn start_api(db: &TestDatabase) -> (Killed, String) {
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
-    let mut child = program(env!("CARGO_BIN_EXE_elkservice-api"))
+    let child = program(env!("CARGO_BIN_EXE_elkservice-api"))
         .env("DATABASE_URL", &db.url)
         .env("ELK_API__LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("the api starts");
-    let pid = child.id();
+    let child = Killed(child);
     let http = reqwest::Client::new();
     eventually(60, "the api", || async {
         get_json(&http, &format!("{api}/readyz")).await
     })
     .await;
+    (child, api)
+}
+
+/// nginx (Debian's nginx-light, installed when missing) serving `body` as
+/// `/row.json`, with as many workers as the api has cores.
+struct Nginx {
+    url: String,
+    _process: Killed,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nginx(body: &[u8]) -> Nginx {
+    if !std::path::Path::new("/usr/sbin/nginx").exists() {
+        let ok = std::process::Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "nginx-light",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "nginx is needed for the baseline: apt-get install nginx-light"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("elk-nginx-{}", free_port()));
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/row.json"), body).unwrap();
+    let port = free_port();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off; worker_processes {cores}; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; keepalive_requests 1000000; default_type application/json;\n\
+             client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+             server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        url,
+        _process: Killed(child),
+        dir,
+    }
+}
+
+async fn measure(rows: usize, conns: usize, secs: u64, changes: usize) -> Figures {
+    let db = TestDatabase::new();
+    let (first, api) = start_api(&db).await;
+    let pid = first.0.id();
+    // A second process over the same database: each change must reach both.
+    let (_second, other) = start_api(&db).await;
+    let http = reqwest::Client::new();
 
     let seeded = Instant::now();
     seed(&db, rows).await;
@@ -174,48 +258,77 @@ async fn measure(rows: usize, conns: usize, secs: u64, changes: usize) -> Figure
     let visible_s = seeded.elapsed().as_secs_f64();
 
     let mut conn = db.connect().await;
+    // In turns: an UPDATE, an INSERT, and the DELETE of what was inserted;
+    // each timed until both processes answer GET as the table says.
     let mut latencies = Vec::new();
     for k in 0..changes {
-        let id = (k * 7919) % rows + 1;
-        let detail = format!("changed by SQL {k}");
-        sqlx::query("UPDATE elkservice SET detail = ? WHERE id = ?")
-            .bind(&detail)
+        let (statement, id, detail) = match k % 3 {
+            0 => ("UPDATE elkservice SET detail = ? WHERE id = ?", (k * 7919) % rows + 1, Some(format!("changed by SQL {k}"))),
+            1 => ("INSERT INTO elkservice (detail, id, name, status) VALUES (?, ?, CONCAT('new-', id), 'normal')", rows + k, Some(format!("inserted by SQL {k}"))),
+            _ => ("DELETE FROM elkservice WHERE ? IS NULL AND id = ?", rows + k - 1, None),
+        };
+        sqlx::query(statement)
+            .bind(detail.as_deref())
             .bind(id as i64)
             .execute(&mut conn)
             .await
             .unwrap();
         let t = Instant::now();
-        let url = format!("{api}/elkservice/{id}");
-        loop {
-            let row = get_json(&http, &url).await;
-            if row.is_some_and(|r| r["Detail"] == detail.as_str()) {
-                break;
+        for base in [&api, &other] {
+            let url = format!("{base}/elkservice/{id}");
+            loop {
+                let res = http.get(&url).send().await.unwrap();
+                let code = res.status().as_u16();
+                let row: serde_json::Value = res.json().await.unwrap_or_default();
+                let seen = match &detail {
+                    Some(d) => code == 200 && row["Detail"] == d.as_str(),
+                    None => code == 404,
+                };
+                if seen {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "row {id} never changed"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "row {id} never changed"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
 
+    // nginx serving a file as large as a row, in the same phase.
+    let row = http
+        .get(format!("{api}/elkservice/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let static_server = nginx(&row);
+    let static_row = load(
+        &static_server.url,
+        conns,
+        secs,
+        |_, _| "/row.json".into(),
+        rows,
+    )
+    .await;
     let mut reads = Vec::new();
     for (_, path) in READS {
         reads.push(load(&api, conns, secs, path, rows).await);
     }
-    let figures = Figures {
+    Figures {
         rows,
         visible_s,
         change_p50_ms: percentile(&latencies, 0.5),
         change_p99_ms: percentile(&latencies, 0.99),
+        static_row,
         reads,
         rss_mib: rss_kib(pid) as f64 / 1024.0,
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    figures
+    }
 }
 
 fn report(f: &Figures) {
@@ -226,11 +339,19 @@ fn report(f: &Figures) {
         f.rows as f64 / f.visible_s
     );
     println!(
-        "  SQL UPDATE → GET shows it: p50 {:.0} ms, p99 {:.0} ms ({:.2} of the {} s bound)",
+        "  SQL UPDATE, INSERT, DELETE → both processes' GET show it: p50 {:.0} ms, p99 {:.0} ms ({:.2} of the {} s bound)",
         f.change_p50_ms,
         f.change_p99_ms,
         f.change_p99_ms / BOUND.as_millis() as f64,
         BOUND.as_secs()
+    );
+    println!(
+        "  nginx, a static file of a row's size       {:>8.0} req/s  p99 {:>6.1} ms",
+        f.static_row.rps, f.static_row.p99_ms
+    );
+    println!(
+        "  GET by id against nginx: {:.2}",
+        f.reads[0].rps / f.static_row.rps
     );
     let base = f.reads[0].rps;
     for ((what, _), load) in READS.iter().zip(&f.reads) {
