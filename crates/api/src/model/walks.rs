@@ -84,19 +84,23 @@ impl Names<'_> {
     }
 }
 
-/// The statuses a status filter keeps.
+/// The statuses a status filter keeps, each once (`Status__in:down|down`
+/// names one).
 fn statuses(filter: &Filter) -> Option<Vec<Status>> {
     if filter.field != Field::Status || !matches!(filter.op, Op::Exact | Op::In) {
         return None;
     }
-    filter
+    let mut statuses: Vec<Status> = filter
         .values
         .iter()
         .map(|v| match v {
             Value::Text(t) => t.parse().ok(),
             _ => None,
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    statuses.sort_unstable_by_key(|s| status_index(*s));
+    statuses.dedup();
+    Some(statuses)
 }
 
 impl Rows {
@@ -151,9 +155,6 @@ impl Rows {
             [] => Some(self.len()),
             [f] => {
                 if let Some(statuses) = statuses(f) {
-                    let mut statuses = statuses;
-                    statuses.sort_unstable_by_key(|s| status_index(*s));
-                    statuses.dedup();
                     return Some(
                         statuses
                             .iter()
@@ -186,7 +187,6 @@ impl Rows {
                         .flat_map(|s| self.by_status[status_index(*s)].iter().copied())
                         .collect();
                     ids.sort_unstable();
-                    ids.dedup(); // a status named twice
                     return directed(ids.into_iter(), descending);
                 }
                 if let Some(names) = listing.filters.iter().find_map(Names::of) {
