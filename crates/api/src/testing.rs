@@ -17,5 +17,6 @@ pub fn service(id: i64, name: &str, status: Status) -> Service {
         last_checked_at: None,
         created_at: t,
         updated_at: t,
+        votes: Vec::new(),
     }
 }

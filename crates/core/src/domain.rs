@@ -142,6 +142,30 @@ pub struct Service {
     pub last_checked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Each watcher's latest observation of the service, from which the
+    /// writer derives `Status` by the quorum rule. Empty for a row no
+    /// watcher reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
+}
+
+/// One watcher's latest observation of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct Vote {
+    #[cfg_attr(feature = "openapi", schema(example = "watcher-a"))]
+    pub watcher: String,
+    pub status: Status,
+    pub running: bool,
+    pub observed_at: DateTime<Utc>,
+    pub detail: Option<String>,
+    /// False once the watcher has sent nothing about the service for
+    /// `writer.stale_after_secs`: the vote then abstains.
+    pub fresh: bool,
+    /// A `down` the operator asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 /// One status transition of a service.

@@ -23,5 +23,5 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 
-pub use domain::{Service, ServiceEvent, ServiceName, Status};
+pub use domain::{Service, ServiceEvent, ServiceName, Status, Vote};
 pub use event::StatusEvent;

@@ -352,6 +352,7 @@ mod tests {
                 last_checked_at: Some(at),
                 created_at: at,
                 updated_at: at,
+                votes: Vec::new(),
             }),
             source: None,
         }

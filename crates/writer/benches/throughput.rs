@@ -277,6 +277,7 @@ async fn main() {
         prefetch: env_usize("BENCH_PREFETCH", defaults.prefetch.into()) as u16,
         // The burst's observations are in the past; nothing goes silent here.
         stale_after_secs: 0,
+        ..defaults.clone()
     };
     let settings_of = |vhost: &TestVhost, db: &TestDatabase| Settings {
         writer: writer.clone(),

@@ -10,15 +10,22 @@
 //!   back as a value read earlier; `n` counts the transitions into `down`.
 //! - Every transition writes one history row.
 //!
-//! [`plan`] is the pure decision; [`apply_batch`] runs the statements around it,
-//! which live with the tables in `elkservice_core::store::observations`.
+//! - With several watchers, each one's latest observation of a service is its
+//!   vote (ordered per watcher, as above), and the row follows the votes by the
+//!   quorum rule ([`crate::quorum`]): [`derive`] turns each vote into the
+//!   decision it leads to, and [`plan`] applies those decisions as observations.
+//!
+//! [`derive`] and [`plan`] are the pure decisions; [`apply_batch`] runs the
+//! statements around them, which live with the tables in
+//! `elkservice_core::store`.
 
+use crate::quorum::{self, Present, Rule};
 use chrono::{DateTime, Utc};
 use elkservice_core::db;
 use elkservice_core::store::feed::{self, ChangeKind, NewChange, Source};
 use elkservice_core::store::observations::{self, Current, RowUpdate};
-use elkservice_core::store::{history, stored_time, HistoryRow};
-use elkservice_core::{Service, Status, StatusEvent};
+use elkservice_core::store::{history, stored_time, votes, HistoryRow};
+use elkservice_core::{Service, Status, StatusEvent, Vote};
 use sqlx::MySqlConnection;
 use std::collections::HashMap;
 
@@ -159,6 +166,121 @@ pub fn plan<'a>(
     plan
 }
 
+/// How votes are counted: the rule, and the age after which a vote abstains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counting {
+    pub rule: Rule,
+    /// None: votes never go stale.
+    pub stale_after_ns: Option<i64>,
+}
+
+impl Default for Counting {
+    fn default() -> Self {
+        Counting {
+            rule: Rule::Majority,
+            stale_after_ns: None,
+        }
+    }
+}
+
+/// A batch's votes, and the decisions they lead to.
+#[derive(Debug, Default, PartialEq)]
+pub struct Derived {
+    /// One decision per counted vote, as an observation of the service: what
+    /// [`plan`] applies. Events for names with no row pass through as they are.
+    pub events: Vec<StatusEvent>,
+    /// For each of `events`, the index of the event it came from.
+    pub from: Vec<usize>,
+    /// `(service Id, index of the event)` for each vote to record, the newest
+    /// per watcher.
+    pub ballots: Vec<(i64, usize)>,
+}
+
+/// Count each event as its watcher's vote on its service (unless that
+/// watcher already voted something newer, or the name was deleted after it),
+/// and decide the service after each. `votes` holds the rows' votes before
+/// the batch and is brought up to date. A decision is made as of its vote's
+/// time, so writers that see the same votes decide the same; it is observed
+/// then too, or just after the row's last decision when another watcher
+/// spoke later, so that decisions stay in order.
+pub fn derive(
+    current: &HashMap<String, Current>,
+    votes: &mut HashMap<i64, Vec<Vote>>,
+    deleted: &HashMap<String, i64>,
+    events: &[StatusEvent],
+    counting: Counting,
+) -> Derived {
+    let mut derived = Derived::default();
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (&events[a], &events[b]);
+        (ea.service.as_str(), ea.observed_ns()).cmp(&(eb.service.as_str(), eb.observed_ns()))
+    });
+    let mut ballots: HashMap<(i64, &str), usize> = HashMap::new();
+    for group in order.chunk_by(|&a, &b| events[a].service == events[b].service) {
+        let name = events[group[0]].service.as_str();
+        let Some(row) = current.get(name) else {
+            for &i in group {
+                derived.events.push(events[i].clone());
+                derived.from.push(i);
+            }
+            continue;
+        };
+        let deleted_ns = deleted.get(name).copied();
+        let mut last_ns = row.observed_ns.max(deleted_ns);
+        let (mut status, mut running, mut detail) = (row.status, row.running, row.detail.clone());
+        let box_ = votes.entry(row.id).or_default();
+        for &i in group {
+            let e = &events[i];
+            let ns = e.observed_ns();
+            if deleted_ns.is_some_and(|d| ns <= d) {
+                continue;
+            }
+            let vote = Vote {
+                watcher: e.watcher.clone(),
+                status: e.status,
+                running: e.running,
+                observed_at: e.observed_at,
+                detail: e.detail.clone(),
+                fresh: true,
+                planned: e.planned,
+            };
+            match box_.iter_mut().find(|v| v.watcher == e.watcher) {
+                Some(v) if v.observed_at >= e.observed_at => continue,
+                Some(v) => *v = vote,
+                None => box_.push(vote),
+            }
+            ballots.insert((row.id, e.watcher.as_str()), i);
+            let present = Present {
+                status,
+                running,
+                detail: detail.as_deref(),
+            };
+            let d = quorum::decide(counting.rule, box_, ns, counting.stale_after_ns, &present);
+            let at_ns = match last_ns {
+                Some(last) if last >= ns => last + 1,
+                _ => ns,
+            };
+            last_ns = Some(at_ns);
+            let mut decided = StatusEvent::observed(
+                e.service.clone(),
+                d.status,
+                d.running,
+                DateTime::from_timestamp_nanos(at_ns),
+                &e.watcher,
+                d.detail.clone(),
+            );
+            decided.planned = d.planned;
+            (status, running, detail) = (d.status, d.running, d.detail);
+            derived.events.push(decided);
+            derived.from.push(i);
+        }
+    }
+    derived.ballots = ballots.into_iter().map(|((id, _), i)| (id, i)).collect();
+    derived.ballots.sort_unstable();
+    derived
+}
+
 /// Apply `events` in one transaction on `conn`, whose autocommit is off (its
 /// first statement opens the transaction), and return each one's outcome.
 /// With `auto_register`, a service with no row gets one (status `unknown`
@@ -168,6 +290,7 @@ pub async fn apply_batch(
     tx: &mut MySqlConnection,
     events: &[StatusEvent],
     auto_register: bool,
+    counting: Counting,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut names: Vec<&str> = events.iter().map(|e| e.service.as_str()).collect();
     names.sort_unstable();
@@ -207,14 +330,27 @@ pub async fn apply_batch(
         return Ok(plan(&current, &deleted, events).outcomes);
     };
 
-    let plan = plan(&current, &deleted, events);
+    let ids: Vec<i64> = current.values().map(|r| r.id).collect();
+    let mut cast = votes::load(tx, &ids).await?;
+    let derived = derive(&current, &mut cast, &deleted, events, counting);
+    let plan = plan(&current, &deleted, &derived.events);
+    let ballots: Vec<(i64, &StatusEvent)> = derived
+        .ballots
+        .iter()
+        .map(|&(id, i)| (id, &events[i]))
+        .collect();
+    votes::cast(tx, &ballots).await?;
     observations::update(tx, &plan.updates, updated_at).await?;
     history::insert(tx, &plan.transitions).await?;
     let created: Vec<&Current> = created.iter().map(|n| &current[*n]).collect();
     let entries = feed_entries(&current, &plan, &created, updated_at);
     feed::record(tx, &entries).await?;
     db::commit(tx).await?;
-    Ok(plan.outcomes)
+    let mut outcomes = vec![Outcome::Stale; events.len()];
+    for (outcome, &i) in plan.outcomes.iter().zip(&derived.from) {
+        outcomes[i] = *outcome;
+    }
+    Ok(outcomes)
 }
 
 /// The feed entries of a batch: a creation for each row it registered, then
@@ -246,6 +382,7 @@ fn feed_entries(
                 last_checked_at: None,
                 created_at: row.created_at,
                 updated_at: row.created_at,
+                votes: Vec::new(),
             }),
             source: Source::Writer,
         });
@@ -270,6 +407,7 @@ fn feed_entries(
                 last_checked_at: Some(stored_time(c.event.observed_at)),
                 created_at: row.created_at,
                 updated_at,
+                votes: Vec::new(),
             }),
             source: Source::Writer,
         });

@@ -304,7 +304,13 @@ impl Consumer {
     async fn apply(&self, events: &[StatusEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
         let mut conn = self.conn.lock().await;
         let c = db::own_connection(&mut conn, &self.pool).await?;
-        let result = apply_batch(c, events, self.settings.writer.auto_register).await;
+        let result = apply_batch(
+            c,
+            events,
+            self.settings.writer.auto_register,
+            self.settings.writer.counting(),
+        )
+        .await;
         if result.is_err() {
             db::roll_back_or_drop(&mut conn).await;
         }

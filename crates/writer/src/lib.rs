@@ -10,6 +10,7 @@ pub mod apply;
 pub mod consumer;
 pub mod health;
 pub mod metrics;
+pub mod quorum;
 pub mod settings;
 pub mod staleness;
 
@@ -77,11 +78,16 @@ impl Writer {
         };
         health.set_database(true);
         let pinger = tokio::spawn(watch_database(pool.clone(), health.clone()));
-        let stale_after = Duration::from_secs(self.settings.writer.stale_after_secs);
+        let w = &self.settings.writer;
+        let stale_after = Duration::from_secs(w.stale_after_secs);
+        let forget_after =
+            (w.forget_watcher_secs > 0).then(|| Duration::from_secs(w.forget_watcher_secs));
         let staleness = (!stale_after.is_zero()).then(|| {
             tokio::spawn(staleness::run(
                 pool.clone(),
                 stale_after,
+                w.counting(),
+                forget_after,
                 self.metrics.clone(),
             ))
         });

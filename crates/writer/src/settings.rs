@@ -1,5 +1,7 @@
 //! The writer's settings: `[writer]`, `[amqp]`, `[database]` and `[log]`.
 
+use crate::apply::Counting;
+use crate::quorum::Rule;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{self, ConfigError, DatabaseSettings, LogSettings};
 use serde::Deserialize;
@@ -33,6 +35,23 @@ pub struct WriterSettings {
     /// A service fed by a watcher that has sent nothing about it for this long
     /// becomes `unknown` (0: never).
     pub stale_after_secs: u64,
+    /// How many of the watchers reporting a service must agree:
+    /// `"majority"`, `"any"`, `"all"` or a number.
+    pub quorum: Rule,
+    /// A watcher's vote on a service unrefreshed for this long is deleted, and
+    /// the watcher leaves that service's quorum (0: never).
+    pub forget_watcher_secs: u64,
+}
+
+impl WriterSettings {
+    /// How this writer counts votes.
+    pub fn counting(&self) -> Counting {
+        Counting {
+            rule: self.quorum,
+            stale_after_ns: (self.stale_after_secs > 0)
+                .then(|| self.stale_after_secs as i64 * 1_000_000_000),
+        }
+    }
 }
 
 /// A year: longer would mean off, which 0 says plainly.
@@ -46,6 +65,8 @@ max_batch = 2000
 linger_ms = 100
 prefetch = 4000
 stale_after_secs = 90
+quorum = "majority"
+forget_watcher_secs = 3600
 "#;
 
 impl Settings {
@@ -67,6 +88,11 @@ impl Settings {
         if s.writer.stale_after_secs > MAX_STALE_AFTER_SECS {
             return Err(ConfigError::Message(format!(
                 "writer.stale_after_secs may be at most {MAX_STALE_AFTER_SECS} (0 turns it off)"
+            )));
+        }
+        if s.writer.forget_watcher_secs > MAX_STALE_AFTER_SECS {
+            return Err(ConfigError::Message(format!(
+                "writer.forget_watcher_secs may be at most {MAX_STALE_AFTER_SECS} (0 turns it off)"
             )));
         }
         if usize::from(s.writer.prefetch) < s.writer.max_batch {

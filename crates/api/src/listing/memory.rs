@@ -141,6 +141,7 @@ mod tests {
             last_checked_at: None,
             created_at: t,
             updated_at: t,
+            votes: Vec::new(),
         }
     }
 

@@ -272,6 +272,7 @@ fn load_row(
         last_checked_at: checked.map(micros_time).transpose()?,
         created_at: micros_time(created)?,
         updated_at: micros_time(updated)?,
+        votes: Vec::new(),
     })
 }
 
@@ -475,6 +476,7 @@ mod tests {
             last_checked_at: Some(t(1_795_000_001, 1)),
             created_at: t(1_700_000_000, 0),
             updated_at: t(1_795_000_002, 999_999),
+            votes: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod script;
 pub mod services;
 pub mod silences;
 pub mod unannounced;
+pub mod votes;
 
 pub use columns::{stored_time, Field, SERVICE_COLUMNS};
 pub use history::HistoryRow;

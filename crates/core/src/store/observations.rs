@@ -172,71 +172,25 @@ pub async fn tombstones(
     Ok(deleted)
 }
 
-/// A row turned `unknown` because its watcher went silent.
-#[derive(Debug, Clone)]
-pub struct Silenced {
-    pub name: crate::domain::ServiceName,
-    pub id: i64,
-    pub from: Status,
-    pub running: bool,
-    pub detail: String,
-}
-
-/// Turn `unknown` every row fed by a watcher that has sent nothing about it
-/// since `cutoff`, and return them. Candidates are found without locks, then
-/// locked (by name, as batches are) and checked again, so that writers running this at
-/// the same moment silence each row once.
-pub async fn silence_stale(
+/// Write a row's new decided state outside a batch (a vote went stale): a
+/// transition, at the database's time. The caller holds the row's lock.
+pub async fn set_decided(
     conn: &mut MySqlConnection,
-    cutoff: DateTime<Utc>,
-) -> Result<Vec<Silenced>, sqlx::Error> {
-    const STALE: &str = "watcher IS NOT NULL AND status <> 'unknown' AND last_checked_at < ";
-    let candidates = sqlx::query(&format!(
-        "SELECT name FROM elkservice WHERE {STALE} ? ORDER BY name LIMIT 1000"
-    ))
-    .bind(cutoff)
-    .fetch_all(&mut *conn)
+    id: i64,
+    status: Status,
+    running: bool,
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE elkservice SET status = ?, running = ?, detail = ?, status_changed_at = NOW(6), \
+         settled_status = COALESCE(?, settled_status) WHERE id = ?",
+    )
+    .bind(status.as_str())
+    .bind(running)
+    .bind(detail)
+    .bind(status.settled().map(Status::as_str))
+    .bind(id)
+    .execute(conn)
     .await?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Locked along the name index, in name order, as the writer locks its
-    // batches: the two never wait for each other in a circle.
-    let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, name, status, running, watcher, last_checked_at FROM elkservice \
-         FORCE INDEX (uq_elkservice_name) WHERE name IN (",
-    );
-    let mut list = q.separated(", ");
-    for row in &candidates {
-        list.push_bind(name(row)?.as_str().to_owned());
-    }
-    q.push(format!(") AND {STALE}"))
-        .push_bind(cutoff)
-        .push(" ORDER BY name FOR UPDATE");
-    let mut silenced = Vec::new();
-    for row in q.build().fetch_all(&mut *conn).await? {
-        let watcher: String = row.try_get("watcher")?;
-        let since: DateTime<Utc> = row.try_get("last_checked_at")?;
-        silenced.push(Silenced {
-            name: name(&row)?,
-            id: row.try_get("id")?,
-            from: status(&row, "status")?,
-            running: row.try_get("running")?,
-            detail: format!(
-                "no observation from watcher {watcher} since {}",
-                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-        });
-    }
-    for s in &silenced {
-        sqlx::query(
-            "UPDATE elkservice SET status = 'unknown', detail = ?, status_changed_at = NOW(6) \
-             WHERE id = ?",
-        )
-        .bind(&s.detail)
-        .bind(s.id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(silenced)
+    Ok(())
 }

@@ -20,6 +20,7 @@ impl FromRow<'_, MySqlRow> for Service {
             last_checked_at: row.try_get("last_checked_at")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            votes: Vec::new(),
         })
     }
 }

@@ -78,6 +78,7 @@ async fn a_database_outage_mid_stream_loses_nothing() {
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{dbn}`.`_sqlx_migrations` TO {accounts}"),
         format!("GRANT SELECT, INSERT ON `{dbn}`.`elkservice_event` TO {accounts}"),
         format!("GRANT SELECT ON `{dbn}`.`elkservice_tombstone` TO {accounts}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{dbn}`.`elkservice_vote` TO {accounts}"),
         format!("GRANT INSERT ON `{dbn}`.`elkservice_change_page` TO {accounts}"),
         format!("GRANT SELECT, UPDATE ON `{dbn}`.`elkservice_feed` TO {accounts}"),
         grant.clone(),

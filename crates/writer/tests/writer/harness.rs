@@ -125,6 +125,8 @@ impl Harness {
                 linger_ms: 5,
                 prefetch: 1000,
                 stale_after_secs: 0,
+                quorum: elkservice_writer::quorum::Rule::Majority,
+                forget_watcher_secs: 0,
             },
             amqp: AmqpSettings {
                 queue_type: self.queue_type,

@@ -7,3 +7,4 @@ mod isolation;
 mod permissions;
 mod rule;
 mod silence;
+mod votes;

@@ -6,8 +6,8 @@ use crate::harness::{event, Harness};
 use elkservice_core::db;
 use elkservice_core::store::services;
 use elkservice_core::Status;
+use elkservice_writer::apply::Counting;
 use elkservice_writer::staleness;
-use std::time::Duration;
 
 #[tokio::test]
 async fn writers_racing_to_silence_a_service_do_it_once() {
@@ -22,7 +22,11 @@ async fn writers_racing_to_silence_a_service_do_it_once() {
     let pool = db::connect_and_migrate(&h.settings().database)
         .await
         .unwrap();
-    let passes = (0..4).map(|_| staleness::silence(&pool, Duration::from_secs(60)));
+    let counting = Counting {
+        stale_after_ns: Some(60_000_000_000),
+        ..Counting::default()
+    };
+    let passes = (0..4).map(|_| staleness::silence(&pool, counting, None));
     let silenced: usize = futures_util::future::join_all(passes)
         .await
         .into_iter()
