@@ -9,9 +9,11 @@ use crate::pacer::Pacer;
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
 use elkservice_core::store::services::{self, CheckTimes};
-use elkservice_core::{db, Service};
+use elkservice_core::store::votes;
+use elkservice_core::{db, Service, Vote};
 use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,8 +166,8 @@ impl FeedHub {
                     let complete = batch.len() < READ as usize;
                     if let Some(model) = &model {
                         model.apply(&batch, complete.then_some(started));
-                        if let Some(checked) = checked.filter(|_| complete) {
-                            model.refresh(checked);
+                        if let Some((checked, cast)) = checked.filter(|_| complete) {
+                            model.refresh(checked, cast);
                             refreshed = started;
                         }
                     }
@@ -244,20 +246,24 @@ pub(crate) async fn snapshot(
 
 /// The entries after `from`; with `refresh`, also every row's check times
 /// and the feed's last Seq, in the same snapshot.
+/// What moves without a feed entry: every row's check times, and the votes.
+type Refresh = (Vec<CheckTimes>, HashMap<i64, Vec<Vote>>);
+
 async fn follow(
     conn: &mut MySqlConnection,
     from: i64,
     refresh: bool,
-) -> Result<(Vec<Change>, Option<(Vec<CheckTimes>, i64)>), sqlx::Error> {
+) -> Result<(Vec<Change>, Option<(Refresh, i64)>), sqlx::Error> {
     if !refresh {
         return Ok((feed::after(conn, from, READ).await?, None));
     }
     let mut tx = snapshot_tx(conn).await?;
     let batch = feed::after(&mut tx, from, READ).await?;
     let checked = services::check_times(&mut tx).await?;
+    let cast = votes::all(&mut tx).await?;
     let last = feed::last_seq(&mut tx).await?;
     tx.commit().await?;
-    Ok((batch, Some((checked, last))))
+    Ok((batch, Some(((checked, cast), last))))
 }
 
 /// Retention: entries older than `api.feed_retention_days` are deleted in the

@@ -13,8 +13,10 @@
 //! - a write through this process is in the model before its response is
 //!   sent, so its caller reads it back at once;
 //! - `LastCheckedAt` and `UpdatedAt` also move without a feed entry, when a
-//!   watcher confirms an unchanged status: those two are brought in once a
-//!   second, so they (and the `ETag`) may lag by up to a second more.
+//!   watcher confirms an unchanged status, and so do the watchers' `Votes`:
+//!   those are brought in once a second, so they (and the `ETag`) may lag by
+//!   up to a second more. A feed entry does not carry the votes; the row
+//!   keeps those it had until the next refresh.
 //!
 //! Each row remembers the Seq of the change that made it, so an entry older
 //! than what a write of this process already put there is ignored, and a
@@ -30,9 +32,10 @@ use actix_web::web::Bytes;
 use elkservice_core::store::feed::Change;
 use elkservice_core::store::services::CheckTimes;
 use elkservice_core::store::unannounced::Noted;
-use elkservice_core::Service;
+use elkservice_core::{Service, Vote};
 use rows::{Rows, Slot};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -118,6 +121,16 @@ struct State {
     rows: Rows,
     /// Every feed entry up to here is applied.
     seq: i64,
+}
+
+impl State {
+    fn votes_of(&self, id: i64) -> Vec<Vote> {
+        self.rows
+            .get(id)
+            .and_then(|slot| slot.row.as_ref())
+            .map(|r| r.service.votes.clone())
+            .unwrap_or_default()
+    }
 }
 
 pub struct ReadModel {
@@ -300,7 +313,8 @@ impl ReadModel {
         if state.rows.get(id).is_some_and(|slot| slot.seq >= seq) {
             return;
         }
-        let row = row.map(|s| Cached::new(s.clone()));
+        let votes = state.votes_of(id);
+        let row = row.map(|s| Cached::new(with_votes(s.clone(), &votes)));
         state.rows.insert(id, Slot { seq, row });
     }
 
@@ -337,9 +351,14 @@ impl ReadModel {
     }
 
     fn apply_entries(&self, entries: &[Change]) {
+        let votes: Vec<Vec<Vote>> = {
+            let state = self.read();
+            entries.iter().map(|e| state.votes_of(e.id)).collect()
+        };
         let made: Vec<_> = entries
             .iter()
-            .map(|e| e.service.clone().map(Cached::new))
+            .zip(&votes)
+            .map(|(e, v)| e.service.clone().map(|s| Cached::new(with_votes(s, v))))
             .collect();
         let mut state = self.write();
         for (entry, row) in entries.iter().zip(made) {
@@ -367,11 +386,11 @@ impl ReadModel {
         }
     }
 
-    /// `LastCheckedAt` and `UpdatedAt` of every row, read in the same
-    /// snapshot as the feed up to the model's position. The new versions
-    /// are made outside the lock, and kept only if nothing changed the row
-    /// meanwhile.
-    pub(crate) fn refresh(&self, checked: Vec<CheckTimes>) {
+    /// `LastCheckedAt`, `UpdatedAt` and the votes of every row, read in the
+    /// same snapshot as the feed up to the model's position. The new
+    /// versions are made outside the lock, and kept only if nothing changed
+    /// the row meanwhile.
+    pub(crate) fn refresh(&self, checked: Vec<CheckTimes>, mut votes: HashMap<i64, Vec<Vote>>) {
         let moved: Vec<(i64, i64, Service)> = {
             let state = self.read();
             checked
@@ -381,16 +400,18 @@ impl ReadModel {
                     // A write of this process, newer than the snapshot, is left alone.
                     let row = slot.row.as_ref().filter(|_| slot.seq <= state.seq)?;
                     let s = &row.service;
-                    ((s.last_checked_at, s.updated_at) != (c.last_checked_at, c.updated_at)).then(
-                        || {
+                    let v = votes.remove(&c.id).unwrap_or_default();
+                    ((s.last_checked_at, s.updated_at, &s.votes)
+                        != (c.last_checked_at, c.updated_at, &v))
+                        .then(|| {
                             let moved = Service {
                                 last_checked_at: c.last_checked_at,
                                 updated_at: c.updated_at,
+                                votes: v,
                                 ..s.clone()
                             };
                             (c.id, slot.seq, moved)
-                        },
-                    )
+                        })
                 })
                 .collect()
         };
@@ -405,6 +426,14 @@ impl ReadModel {
         for (id, seq, row) in made {
             state.rows.replace_row(id, seq, row);
         }
+    }
+}
+
+/// `service` with the votes the model holds for it.
+fn with_votes(service: Service, votes: &[Vote]) -> Service {
+    Service {
+        votes: votes.to_vec(),
+        ..service
     }
 }
 

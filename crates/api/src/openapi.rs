@@ -2,7 +2,9 @@
 //! is served at `/api-docs/openapi.json` and committed at `openapi/openapi.json`.
 
 use crate::error::ErrorBody;
-use crate::routes::{changes, health, notifications, overview, services, silences, stream, uptime};
+use crate::routes::{
+    changes, health, notifications, overview, services, silences, stream, uptime, watchers,
+};
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,16 +34,19 @@ use utoipa::{Modify, OpenApi};
         silences::list,
         silences::delete,
         notifications::list,
+        watchers::list,
+        watchers::delete,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, crate::overview::Overview, crate::overview::Group, crate::overview::Counts, crate::overview::Card, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, crate::overview::Overview, crate::overview::Group, crate::overview::Counts, crate::overview::Card, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, elkservice_core::Vote, watchers::WatcherBody, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),
         (name = "silences", description = "Holding back notifications during planned work"),
         (name = "notifications", description = "What the notifier sent, is sending, or gave up on"),
+        (name = "watchers", description = "The watchers whose votes decide each row"),
         (name = "status", description = "What the status page reads"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),

@@ -1,4 +1,4 @@
-//! HTTP routes: the service resource, silences and notifications, the status
+//! HTTP routes: the service resource, silences, notifications and watchers, the status
 //! page and the operational endpoints.
 
 pub mod changes;
@@ -10,6 +10,7 @@ pub mod silences;
 pub mod status;
 pub mod stream;
 pub mod uptime;
+pub mod watchers;
 
 use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
@@ -43,7 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(silences::create)),
     )
     .service(resource("/silences/{Id}", "DELETE").route(web::delete().to(silences::delete)))
-    .service(resource("/notifications", "GET").route(web::get().to(notifications::list)));
+    .service(resource("/notifications", "GET").route(web::get().to(notifications::list)))
+    .service(resource("/watchers", "GET").route(web::get().to(watchers::list)))
+    .service(resource("/watchers/{Id}", "DELETE").route(web::delete().to(watchers::delete)));
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status/", "GET").route(web::get().to(status::index)))

@@ -16,3 +16,4 @@ mod silences;
 mod stream;
 mod tls;
 mod truth;
+mod watchers;
