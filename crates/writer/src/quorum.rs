@@ -11,6 +11,7 @@
 //! The decision is a pure function of the votes and a reference time, so
 //! writers that apply the same votes decide the same.
 
+use elkservice_core::domain::DETAIL_MAX_LEN;
 use elkservice_core::{Status, Vote};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -142,17 +143,25 @@ pub fn decide(
         .collect();
     let agreed = agreeing.len();
     let newest = agreeing.iter().max_by_key(|v| ns(v)).copied();
+    let present_detail = present.detail.and_then(unannotated);
     let keep = present.status == status
         && agreeing
             .iter()
-            .any(|v| v.running == present.running && v.detail.as_deref() == present.detail);
+            .any(|v| v.running == present.running && v.detail.as_deref() == present_detail);
     let (running, detail) = match newest {
-        _ if keep => (present.running, present.detail.map(str::to_owned)),
+        _ if keep => (present.running, present_detail.map(str::to_owned)),
         Some(v) => (v.running, v.detail.clone()),
         None => (
             present.running && status != Status::Unknown,
             Some(silent(votes, now_ns, stale_after_ns)),
         ),
+    };
+    // With several watchers, the detail says how many agreed, so that the
+    // history, the feed and the notifications say it too.
+    let detail = if of > 1 && status.settled().is_some() {
+        Some(annotated(detail.as_deref(), status, agreed, of))
+    } else {
+        detail
     };
     let planned = status == Status::Down && agreeing.iter().all(|v| v.planned);
     Decision {
@@ -190,15 +199,33 @@ fn ns(v: &Vote) -> i64 {
     v.observed_at.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// "down: 2 of 3 watchers".
-pub fn agreement(d: &Decision) -> String {
-    format!(
-        "{}: {} of {} watcher{}",
-        d.status,
-        d.agreed,
-        d.of,
-        if d.of == 1 { "" } else { "s" }
-    )
+/// `detail (down: 2 of 3 watchers)`, within the column's length.
+fn annotated(detail: Option<&str>, status: Status, agreed: usize, of: usize) -> String {
+    let note = format!("{status}: {agreed} of {of} watchers");
+    match detail {
+        None => note,
+        Some(d) => {
+            let room = DETAIL_MAX_LEN.saturating_sub(note.chars().count() + 3);
+            let d: String = d.chars().take(room).collect();
+            format!("{d} ({note})")
+        }
+    }
+}
+
+/// A detail without what [`annotated`] added: the watchers' own words.
+fn unannotated(detail: &str) -> Option<&str> {
+    let is_note = |n: &str| {
+        n.ends_with(" watchers")
+            && n.split_once(": ")
+                .is_some_and(|(s, _)| s.parse::<Status>().is_ok())
+    };
+    if is_note(detail) {
+        return None;
+    }
+    match detail.strip_suffix(')').and_then(|d| d.rsplit_once(" (")) {
+        Some((d, note)) if is_note(note) => Some(d),
+        _ => Some(detail),
+    }
 }
 
 #[cfg(test)]
@@ -321,9 +348,31 @@ mod tests {
             detail: Some("a: refused"),
         };
         let d = decide(Rule::Majority, &votes, at(1), None, &present);
-        assert_eq!(d.detail.as_deref(), Some("a: refused"));
+        assert_eq!(
+            d.detail.as_deref(),
+            Some("a: refused (down: 2 of 2 watchers)")
+        );
+        // Decided again from that: the same, not a churn of details.
+        let again = Present {
+            detail: d.detail.as_deref(),
+            ..present
+        };
+        assert_eq!(decide(Rule::Majority, &votes, at(1), None, &again), d);
         let d = decide(Rule::Majority, &votes, at(1), None, &normal());
-        assert_eq!(d.detail.as_deref(), Some("b: refused"), "else the newest");
+        assert_eq!(
+            d.detail.as_deref(),
+            Some("b: refused (down: 2 of 2 watchers)"),
+            "else the newest"
+        );
+        let one = decide(Rule::Majority, &votes[..1], at(1), None, &normal());
+        assert_eq!(
+            one.detail.as_deref(),
+            Some("a: refused"),
+            "alone, as before"
+        );
+        let none = annotated(None, Normal, 2, 3);
+        assert_eq!(none, "normal: 2 of 3 watchers");
+        assert_eq!(unannotated(&none), None);
     }
 
     #[test]

@@ -45,6 +45,8 @@ async fn a_watcher_cut_off_from_the_target_is_outvoted_and_never_flips_the_row()
     }
     let rows = h.rows().await;
     assert_eq!(rows["web"].status, "normal", "{:?}", rows["web"]);
+    let detail = rows["web"].detail.as_deref().unwrap();
+    assert!(detail.ends_with("(normal: 2 of 3 watchers)"), "{detail}");
     assert_eq!(rows["web"].failed_count, 1, "c's first down, alone");
     // The very first vote (c's down, alone) decided down; after that, a and b
     // outvote it in every round: no flipping at every heartbeat.
@@ -67,6 +69,8 @@ async fn a_watcher_cut_off_from_the_target_is_outvoted_and_never_flips_the_row()
     applied(&w, sent.len()).await;
     let rows = h.rows().await;
     assert_eq!(rows["web"].status, "down");
+    let detail = rows["web"].detail.as_deref().unwrap();
+    assert!(detail.ends_with("(down: 3 of 3 watchers)"), "{detail}");
     assert_eq!(
         rows["web"].failed_count, 2,
         "c's lone first down, then this"
