@@ -45,13 +45,33 @@ pub fn count() -> QueryBuilder<'static, MySql> {
     QueryBuilder::new("SELECT COUNT(*) FROM elkservice")
 }
 
+/// One row, with its votes.
 pub async fn fetch(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let found: Option<Service> = sqlx::query_as(&format!(
         "SELECT {SERVICE_COLUMNS} FROM elkservice WHERE id = ?"
     ))
     .bind(id)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut found: Vec<Service> = found.into_iter().collect();
+    with_votes(conn, &mut found).await?;
+    Ok(found.pop())
+}
+
+/// Give each of `rows` its votes, as every read of a whole row shows them.
+pub async fn with_votes(
+    conn: &mut MySqlConnection,
+    rows: &mut [Service],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut votes = super::votes::load(conn, &ids).await?;
+    for row in rows {
+        row.votes = votes.remove(&row.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// The rows of `ids` that exist, by Id.
@@ -63,9 +83,9 @@ pub async fn fetch_many(
     for chunk in ids.chunks(256) {
         let mut q = select();
         push_ids(&mut q, chunk);
-        for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
-            found.insert(service.id, service);
-        }
+        let mut rows = q.build_query_as::<Service>().fetch_all(&mut *conn).await?;
+        with_votes(conn, &mut rows).await?;
+        found.extend(rows.into_iter().map(|s| (s.id, s)));
     }
     Ok(found)
 }
@@ -89,12 +109,14 @@ pub async fn lock_many(
     ));
     push_ids(&mut q, ids);
     q.push(" FOR UPDATE");
-    let rows = q.build().fetch_all(conn).await?;
+    let rows = q.build().fetch_all(&mut *conn).await?;
     let now = rows.first().map(|r| r.try_get("locked_at")).transpose()?;
-    let found = rows
+    let mut services = rows
         .iter()
-        .map(|r| Service::from_row(r).map(|s| (s.id, s)))
-        .collect::<Result<_, _>>()?;
+        .map(Service::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    with_votes(conn, &mut services).await?;
+    let found = services.into_iter().map(|s| (s.id, s)).collect();
     Ok((found, now))
 }
 

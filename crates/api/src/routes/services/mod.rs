@@ -115,7 +115,9 @@ pub async fn list(
     let mut select = rows::select();
     listing.push_where(&mut select);
     listing.push_order_and_page(&mut select);
-    let rows: Vec<Service> = select.build_query_as().fetch_all(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut rows: Vec<Service> = select.build_query_as().fetch_all(&mut *conn).await?;
+    rows::with_votes(&mut conn, &mut rows).await?;
 
     let body: Vec<_> = rows.iter().map(|s| listing.project(s)).collect();
     Ok(HttpResponse::Ok()
