@@ -72,6 +72,17 @@ async fn clear_search(page: &Client) {
     .unwrap();
 }
 
+/// Clicks the element `css` names. The page redraws its groups on every
+/// refresh, so an element found a moment ago may be gone: find it afresh
+/// until a click lands.
+async fn click(page: &Client, css: &str) {
+    eventually(10, css, || async {
+        let element = page.find(Locator::Css(css)).await.ok()?;
+        element.click().await.ok()
+    })
+    .await;
+}
+
 async fn text_of(page: &Client, id: &str) -> Option<String> {
     page.find(Locator::Id(id)).await.ok()?.text().await.ok()
 }
@@ -335,15 +346,13 @@ async fn the_status_page_shows_every_service_however_many() {
     clear_search(&page).await;
 
     // Groups by the name's first part; one click shows a group alone.
-    let es = page
-        .find(Locator::Css("button.group[data-group=\"es\"]"))
-        .await
-        .unwrap();
-    assert_eq!(
-        es.attr("data-status").await.unwrap().as_deref(),
-        Some("down")
-    );
-    es.click().await.unwrap();
+    let es = "button.group[data-group=\"es\"]";
+    eventually(10, "the es group to show down", || async {
+        let group = page.find(Locator::Css(es)).await.ok()?;
+        (group.attr("data-status").await.ok()??.as_str() == "down").then_some(())
+    })
+    .await;
+    click(&page, es).await;
     eventually(10, "the es group alone", || async {
         (names_shown(&page).await == ["es-data-2", "es-data-1"]).then_some(())
     })
@@ -356,12 +365,7 @@ async fn the_status_page_shows_every_service_however_many() {
     .unwrap();
 
     // At a phone's width, with the groups and the counts: no sideways scrolling.
-    page.find(Locator::Css("button.group.active"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "button.group.active").await;
     eventually(10, "every group again", || async {
         (names_shown(&page).await.len() == 120).then_some(())
     })
