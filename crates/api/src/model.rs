@@ -314,7 +314,7 @@ impl ReadModel {
             return;
         }
         let votes = state.votes_of(id);
-        let row = row.map(|s| Cached::new(with_votes(s.clone(), &votes)));
+        let row = row.map(|s| Cached::new(with_votes(s.clone(), votes)));
         state.rows.insert(id, Slot { seq, row });
     }
 
@@ -357,7 +357,7 @@ impl ReadModel {
         };
         let made: Vec<_> = entries
             .iter()
-            .zip(&votes)
+            .zip(votes)
             .map(|(e, v)| e.service.clone().map(|s| Cached::new(with_votes(s, v))))
             .collect();
         let mut state = self.write();
@@ -430,11 +430,8 @@ impl ReadModel {
 }
 
 /// `service` with the votes the model holds for it.
-fn with_votes(service: Service, votes: &[Vote]) -> Service {
-    Service {
-        votes: votes.to_vec(),
-        ..service
-    }
+fn with_votes(service: Service, votes: Vec<Vote>) -> Service {
+    Service { votes, ..service }
 }
 
 /// What a feed entry shows of a row: all but the times that a confirmation

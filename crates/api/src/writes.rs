@@ -297,7 +297,9 @@ impl Db {
         edits: &[&Edit],
     ) -> Result<Vec<Result<Service, ApiError>>, sqlx::Error> {
         let ids: Vec<i64> = edits.iter().map(|e| e.id).collect();
-        let (before, now) = rows::lock_many(tx, &ids).await?;
+        let (mut before, now) = rows::lock_many(tx, &ids).await?;
+        // As the client read them: If-Match compares ETags of whole rows.
+        rows::with_votes(tx, before.values_mut()).await?;
         // The rows after: what the edit sets over what was there, with the
         // database's time as of the lock for what changes (no reading back).
         let mut answers = Vec::with_capacity(edits.len());

@@ -63,6 +63,17 @@ pub struct PlannedChange<'a> {
     pub status_changed_at: Option<DateTime<Utc>>,
 }
 
+/// The indexes of `events` by service, each service's in observation order:
+/// the batch's own order is only the order of delivery.
+fn in_observation_order(events: &[StatusEvent]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (&events[a], &events[b]);
+        (ea.service.as_str(), ea.observed_ns()).cmp(&(eb.service.as_str(), eb.observed_ns()))
+    });
+    order
+}
+
 /// Decide what the batch does to the rows in `current` (keyed by name).
 /// `deleted` holds when names were deleted through the API: an observation
 /// made before that is stale, whether or not the name has a row again.
@@ -75,12 +86,7 @@ pub fn plan<'a>(
         outcomes: vec![Outcome::Stale; events.len()],
         ..Plan::default()
     };
-    // Each service's events in observation order; the batch order is delivery order.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (ea, eb) = (&events[a], &events[b]);
-        (ea.service.as_str(), ea.observed_ns()).cmp(&(eb.service.as_str(), eb.observed_ns()))
-    });
+    let order = in_observation_order(events);
     for group in order.chunk_by(|&a, &b| events[a].service == events[b].service) {
         let name = events[group[0]].service.as_str();
         let deleted_ns = deleted.get(name).copied();
@@ -167,20 +173,11 @@ pub fn plan<'a>(
 }
 
 /// How votes are counted: the rule, and the age after which a vote abstains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counting {
     pub rule: Rule,
     /// None: votes never go stale.
     pub stale_after_ns: Option<i64>,
-}
-
-impl Default for Counting {
-    fn default() -> Self {
-        Counting {
-            rule: Rule::Majority,
-            stale_after_ns: None,
-        }
-    }
 }
 
 /// A batch's votes, and the decisions they lead to.
@@ -211,11 +208,7 @@ pub fn derive(
     counting: Counting,
 ) -> Derived {
     let mut derived = Derived::default();
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (ea, eb) = (&events[a], &events[b]);
-        (ea.service.as_str(), ea.observed_ns()).cmp(&(eb.service.as_str(), eb.observed_ns()))
-    });
+    let order = in_observation_order(events);
     let mut ballots: HashMap<(i64, &str), usize> = HashMap::new();
     for group in order.chunk_by(|&a, &b| events[a].service == events[b].service) {
         let name = events[group[0]].service.as_str();
@@ -229,7 +222,7 @@ pub fn derive(
         let deleted_ns = deleted.get(name).copied();
         let mut last_ns = row.observed_ns.max(deleted_ns);
         let (mut status, mut running, mut detail) = (row.status, row.running, row.detail.clone());
-        let box_ = votes.entry(row.id).or_default();
+        let cast = votes.entry(row.id).or_default();
         for &i in group {
             let e = &events[i];
             let ns = e.observed_ns();
@@ -245,10 +238,10 @@ pub fn derive(
                 fresh: true,
                 planned: e.planned,
             };
-            match box_.iter_mut().find(|v| v.watcher == e.watcher) {
+            match cast.iter_mut().find(|v| v.watcher == e.watcher) {
                 Some(v) if v.observed_at >= e.observed_at => continue,
                 Some(v) => *v = vote,
-                None => box_.push(vote),
+                None => cast.push(vote),
             }
             ballots.insert((row.id, e.watcher.as_str()), i);
             let present = Present {
@@ -256,7 +249,7 @@ pub fn derive(
                 running,
                 detail: detail.as_deref(),
             };
-            let d = quorum::decide(counting.rule, box_, ns, counting.stale_after_ns, &present);
+            let d = quorum::decide(counting.rule, cast, ns, counting.stale_after_ns, &present);
             let at_ns = match last_ns {
                 Some(last) if last >= ns => last + 1,
                 _ => ns,

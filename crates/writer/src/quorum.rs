@@ -18,9 +18,10 @@ use serde::Deserialize;
 use std::fmt;
 
 /// How many of the watchers that report a service must agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Rule {
     /// More than half of them (the default).
+    #[default]
     Majority,
     /// One is enough.
     Any,

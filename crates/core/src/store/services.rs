@@ -58,11 +58,13 @@ pub async fn fetch(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service
     Ok(found.pop())
 }
 
-/// Give each of `rows` its votes, as every read of a whole row shows them.
-pub async fn with_votes(
+/// Give each of `rows` its votes, as a client reads a whole row (and its
+/// `ETag`). Rows bound for feed entries need not: the feed keeps no votes.
+pub async fn with_votes<'a>(
     conn: &mut MySqlConnection,
-    rows: &mut [Service],
+    rows: impl IntoIterator<Item = &'a mut Service>,
 ) -> Result<(), sqlx::Error> {
+    let rows: Vec<&mut Service> = rows.into_iter().collect();
     if rows.is_empty() {
         return Ok(());
     }
@@ -83,9 +85,9 @@ pub async fn fetch_many(
     for chunk in ids.chunks(256) {
         let mut q = select();
         push_ids(&mut q, chunk);
-        let mut rows = q.build_query_as::<Service>().fetch_all(&mut *conn).await?;
-        with_votes(conn, &mut rows).await?;
-        found.extend(rows.into_iter().map(|s| (s.id, s)));
+        for service in q.build_query_as::<Service>().fetch_all(&mut *conn).await? {
+            found.insert(service.id, service);
+        }
     }
     Ok(found)
 }
@@ -109,14 +111,12 @@ pub async fn lock_many(
     ));
     push_ids(&mut q, ids);
     q.push(" FOR UPDATE");
-    let rows = q.build().fetch_all(&mut *conn).await?;
+    let rows = q.build().fetch_all(conn).await?;
     let now = rows.first().map(|r| r.try_get("locked_at")).transpose()?;
-    let mut services = rows
+    let found = rows
         .iter()
-        .map(Service::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    with_votes(conn, &mut services).await?;
-    let found = services.into_iter().map(|s| (s.id, s)).collect();
+        .map(|r| Service::from_row(r).map(|s| (s.id, s)))
+        .collect::<Result<_, _>>()?;
     Ok((found, now))
 }
 

@@ -13,6 +13,21 @@ fn time_of(ns: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
 }
 
+const SELECT_VOTES: &str = "SELECT service_id, watcher, status, running, planned, detail, \
+     observed_ns, fresh FROM elkservice_vote";
+
+/// Add `rows` (votes in service and watcher order) to `votes`, by service Id.
+fn group(
+    rows: &[sqlx::mysql::MySqlRow],
+    votes: &mut HashMap<i64, Vec<Vote>>,
+) -> Result<(), sqlx::Error> {
+    for row in rows {
+        let (id, vote) = decode(row)?;
+        votes.entry(id).or_default().push(vote);
+    }
+    Ok(())
+}
+
 /// The votes on each of `ids`, by watcher id.
 pub async fn load(
     conn: &mut MySqlConnection,
@@ -20,36 +35,25 @@ pub async fn load(
 ) -> Result<HashMap<i64, Vec<Vote>>, sqlx::Error> {
     let mut votes: HashMap<i64, Vec<Vote>> = HashMap::new();
     for chunk in pow2_chunks(ids) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "SELECT service_id, watcher, status, running, planned, detail, observed_ns, fresh \
-             FROM elkservice_vote WHERE service_id IN (",
-        );
+        let mut q = QueryBuilder::<MySql>::new(SELECT_VOTES);
+        q.push(" WHERE service_id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
         }
         q.push(") ORDER BY service_id, watcher");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let (id, vote) = decode(&row)?;
-            votes.entry(id).or_default().push(vote);
-        }
+        group(&q.build().fetch_all(&mut *conn).await?, &mut votes)?;
     }
     Ok(votes)
 }
 
 /// Every vote, by service Id: what the api shows with each row.
 pub async fn all(conn: &mut MySqlConnection) -> Result<HashMap<i64, Vec<Vote>>, sqlx::Error> {
-    let mut votes: HashMap<i64, Vec<Vote>> = HashMap::new();
-    let rows = sqlx::query(
-        "SELECT service_id, watcher, status, running, planned, detail, observed_ns, fresh \
-         FROM elkservice_vote ORDER BY service_id, watcher",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let (id, vote) = decode(&row)?;
-        votes.entry(id).or_default().push(vote);
-    }
+    let mut votes = HashMap::new();
+    let rows = sqlx::query(&format!("{SELECT_VOTES} ORDER BY service_id, watcher"))
+        .fetch_all(&mut *conn)
+        .await?;
+    group(&rows, &mut votes)?;
     Ok(votes)
 }
 

@@ -6,6 +6,7 @@ use elkservice_core::amqp::{self, AmqpSettings, QueueType};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{eventually, TestDatabase, TestVhost};
+use elkservice_writer::apply::Counting;
 use elkservice_writer::settings::{Settings, WriterSettings};
 use elkservice_writer::Writer;
 use lapin::options::{
@@ -285,6 +286,19 @@ impl Harness {
         }
         out
     }
+}
+
+/// A pool on the test's database, and the counting of a writer whose votes
+/// go stale after a minute: what a staleness pass is run with here.
+pub async fn staleness_pass(h: &Harness) -> (sqlx::MySqlPool, Counting) {
+    let pool = elkservice_core::db::connect_and_migrate(&h.settings().database)
+        .await
+        .unwrap();
+    let counting = Counting {
+        stale_after_ns: Some(60_000_000_000),
+        ..Counting::default()
+    };
+    (pool, counting)
 }
 
 /// Wait until the writer has counted `n` stale events in all.

@@ -2,11 +2,9 @@
 //! `unknown` once whatever the number of writers, and a deleted row is not
 //! brought back by an observation made before its deletion.
 
-use crate::harness::{event, Harness};
-use elkservice_core::db;
+use crate::harness::{event, staleness_pass, Harness};
 use elkservice_core::store::services;
 use elkservice_core::Status;
-use elkservice_writer::apply::Counting;
 use elkservice_writer::staleness;
 
 #[tokio::test]
@@ -19,13 +17,7 @@ async fn writers_racing_to_silence_a_service_do_it_once() {
     h.wait_for_newest(&seen, 10).await;
     w.stop().await;
 
-    let pool = db::connect_and_migrate(&h.settings().database)
-        .await
-        .unwrap();
-    let counting = Counting {
-        stale_after_ns: Some(60_000_000_000),
-        ..Counting::default()
-    };
+    let (pool, counting) = staleness_pass(&h).await;
     let passes = (0..4).map(|_| staleness::silence(&pool, counting, None));
     let silenced: usize = futures_util::future::join_all(passes)
         .await

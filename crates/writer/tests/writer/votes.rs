@@ -2,12 +2,10 @@
 //! so a watcher that cannot reach the target is outvoted, and watchers that
 //! fall silent make the service `unknown`, never `down`.
 
-use crate::harness::{event, Harness, RunningWriter};
+use crate::harness::{event, staleness_pass, Harness, RunningWriter};
 use chrono::Utc;
-use elkservice_core::db;
 use elkservice_core::{Status, StatusEvent};
 use elkservice_testkit::eventually;
-use elkservice_writer::apply::Counting;
 use elkservice_writer::staleness;
 
 fn vote(watcher: &str, status: Status, ms: i64) -> StatusEvent {
@@ -96,13 +94,7 @@ async fn watchers_that_fall_silent_make_a_service_unknown_never_down() {
     w.stop().await;
     assert_eq!(h.rows().await["web"].status, "normal", "2 of 3 normal");
 
-    let pool = db::connect_and_migrate(&h.settings().database)
-        .await
-        .unwrap();
-    let counting = Counting {
-        stale_after_ns: Some(60_000_000_000),
-        ..Counting::default()
-    };
+    let (pool, counting) = staleness_pass(&h).await;
     assert_eq!(staleness::silence(&pool, counting, None).await.unwrap(), 1);
     let rows = h.rows().await;
     assert_eq!(
