@@ -2,26 +2,51 @@
 //! view is taken as it stands (a dead container is `down` at once; `unhealthy`
 //! already includes the engine's own retries).
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use crate::lifecycle::Lifecycle;
+use bollard::models::ContainerInspectResponse;
+pub use bollard::models::{ContainerStateStatusEnum as State, HealthStatusEnum as Health};
 use chrono::{DateTime, Utc};
 use elkservice_core::Status;
 
+/// A health as the engine words it; `none` (no healthcheck) is no health.
+pub fn health(word: &str) -> Option<Health> {
+    word.parse()
+        .ok()
+        .filter(|h| !matches!(h, Health::EMPTY | Health::NONE))
+}
+
 /// What matters of a container's inspect output.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerView {
-    pub state: String,
+    pub state: State,
     pub running: bool,
     pub restarting: bool,
     /// Frozen by `docker pause`: the engine still counts it as running.
     pub paused: bool,
-    /// `starting`, `healthy`, `unhealthy`, or empty when there is no healthcheck.
-    pub health: String,
+    /// None when there is no healthcheck.
+    pub health: Option<Health>,
     /// When the newest health check in the engine's log ended: how far this
     /// view of the health reaches.
     pub health_checked_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
     pub restart_count: i64,
+}
+
+impl Default for ContainerView {
+    fn default() -> Self {
+        ContainerView {
+            state: State::EMPTY,
+            running: false,
+            restarting: false,
+            paused: false,
+            health: None,
+            health_checked_at: None,
+            exit_code: None,
+            oom_killed: false,
+            restart_count: 0,
+        }
+    }
 }
 
 impl From<&ContainerInspectResponse> for ContainerView {
@@ -31,9 +56,7 @@ impl From<&ContainerInspectResponse> for ContainerView {
             .health
             .as_ref()
             .and_then(|h| h.status)
-            .filter(|s| !matches!(s, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE))
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+            .filter(|s| !matches!(s, Health::EMPTY | Health::NONE));
         let health_checked_at = state
             .health
             .as_ref()
@@ -45,10 +68,7 @@ impl From<&ContainerInspectResponse> for ContainerView {
             .map(|end| end.with_timezone(&Utc))
             .max();
         ContainerView {
-            state: state
-                .status
-                .unwrap_or(ContainerStateStatusEnum::EMPTY)
-                .to_string(),
+            state: state.status.unwrap_or(State::EMPTY),
             running: state.running.unwrap_or(false),
             restarting: state.restarting.unwrap_or(false),
             paused: state.paused.unwrap_or(false),
@@ -72,26 +92,27 @@ pub struct Assessment {
 }
 
 /// The status, `running`, and a detail that describes the container as it is
-/// now (exit code, OOM and restarts included). `stopped_on_request`: the
-/// engine said the operator stopped it.
-pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bool) -> Assessment {
+/// now (exit code, OOM and restarts included). `unhealthy` is what a running
+/// but unhealthy container counts as (`down` or `degraded`); `lifecycle` says
+/// whether the engine told us the operator stopped it.
+pub fn assess(c: &ContainerView, unhealthy: Status, lifecycle: &Lifecycle) -> Assessment {
+    let stopped_on_request = lifecycle.stopped_on_request;
     // A paused container's processes are frozen: it answers nothing, though
     // the engine's compatible API says it is running. It is `down`, and, as
     // only an operator pauses one, no failure.
-    let paused = c.paused || c.state == "paused";
+    let paused = c.paused || c.state == State::PAUSED;
     let running = c.running && !paused;
-    let status = if c.restarting || c.state == "restarting" {
+    let status = if c.restarting || c.state == State::RESTARTING {
         Status::Degraded
     } else if paused {
         Status::Down
     } else if running {
-        match c.health.as_str() {
-            "starting" => Status::Starting,
-            "unhealthy" if unhealthy_is_down => Status::Down,
-            "unhealthy" => Status::Degraded,
+        match c.health {
+            Some(Health::STARTING) => Status::Starting,
+            Some(Health::UNHEALTHY) => unhealthy,
             _ => Status::Normal,
         }
-    } else if matches!(c.state.as_str(), "created" | "configured" | "initialized") {
+    } else if c.state == State::CREATED {
         // Being created or about to start: nothing has failed yet.
         Status::Starting
     } else {
@@ -99,16 +120,15 @@ pub fn assess(c: &ContainerView, unhealthy_is_down: bool, stopped_on_request: bo
     };
     let mut detail = vec![format!(
         "container {}",
-        if c.state.is_empty() {
-            "unknown"
-        } else {
-            &c.state
+        match &c.state {
+            State::EMPTY => "unknown",
+            state => state.as_ref(),
         }
     )];
     // The health of a container that is not running is its last one before it
     // stopped: not the current state.
-    if running && !c.health.is_empty() {
-        detail.push(c.health.clone());
+    if let Some(health) = c.health.filter(|_| running) {
+        detail.push(health.to_string());
     }
     let planned = status == Status::Down && (stopped_on_request || paused);
     // A paused container has not stopped: "container paused" says it all.
@@ -176,12 +196,19 @@ pub fn combine(parts: &[Assessment]) -> Assessment {
 mod tests {
     use super::*;
 
-    fn view(state: &str, running: bool, health: &str) -> ContainerView {
+    fn view(state: &str, running: bool, health_word: &str) -> ContainerView {
         ContainerView {
-            state: state.into(),
+            state: state.parse().unwrap(),
             running,
-            health: health.into(),
+            health: health(health_word),
             ..Default::default()
+        }
+    }
+
+    fn on_request() -> Lifecycle {
+        Lifecycle {
+            stopped_on_request: true,
+            ..Lifecycle::default()
         }
     }
 
@@ -199,10 +226,19 @@ mod tests {
             (view("created", false, ""), Status::Starting),
         ];
         for (v, want) in cases {
-            assert_eq!(assess(&v, false, false).status, want, "{v:?}");
+            assert_eq!(
+                assess(&v, Status::Degraded, &Lifecycle::default()).status,
+                want,
+                "{v:?}"
+            );
         }
         assert_eq!(
-            assess(&view("running", true, "unhealthy"), true, false).status,
+            assess(
+                &view("running", true, "unhealthy"),
+                Status::Down,
+                &Lifecycle::default()
+            )
+            .status,
             Status::Down
         );
     }
@@ -216,19 +252,27 @@ mod tests {
             ..view("exited", false, "unhealthy")
         };
         assert_eq!(
-            assess(&v, false, false).detail,
+            assess(&v, Status::Degraded, &Lifecycle::default()).detail,
             "container exited, exit code 137, OOM killed, restarts 2",
             "no health once it has stopped"
         );
         assert_eq!(
-            assess(&view("running", true, "healthy"), false, false).detail,
+            assess(
+                &view("running", true, "healthy"),
+                Status::Degraded,
+                &Lifecycle::default()
+            )
+            .detail,
             "container running, healthy"
         );
         let created = ContainerView {
             exit_code: Some(0),
             ..view("created", false, "")
         };
-        assert_eq!(assess(&created, false, false).detail, "container created");
+        assert_eq!(
+            assess(&created, Status::Degraded, &Lifecycle::default()).detail,
+            "container created"
+        );
     }
 
     #[test]
@@ -237,14 +281,14 @@ mod tests {
             exit_code: Some(143),
             ..view("exited", false, "")
         };
-        let a = assess(&stopped, false, true);
+        let a = assess(&stopped, Status::Degraded, &on_request());
         assert_eq!((a.status, a.planned), (Status::Down, true));
         assert_eq!(
             a.detail,
             "container exited, stopped on request, exit code 143"
         );
         // The flag only qualifies a `down`.
-        let a = assess(&view("running", true, ""), false, true);
+        let a = assess(&view("running", true, ""), Status::Degraded, &on_request());
         assert_eq!((a.status, a.planned), (Status::Normal, false));
     }
 
@@ -256,7 +300,7 @@ mod tests {
             exit_code: Some(0),
             ..view("paused", true, "healthy")
         };
-        let a = assess(&paused, false, false);
+        let a = assess(&paused, Status::Degraded, &Lifecycle::default());
         assert_eq!(
             (a.status, a.running, a.planned, a.detail.as_str()),
             (Status::Down, false, true, "container paused")

@@ -109,7 +109,7 @@ impl Watcher {
             poll: Duration::from_secs_f64(s.watcher.poll_interval_secs),
             events: s.watcher.events,
             idle_watchdog: Duration::from_secs(s.watcher.idle_watchdog_secs),
-            unhealthy_is_down: s.watcher.unhealthy_is_down,
+            unhealthy: s.watcher.unhealthy(),
             metrics: self.metrics.clone(),
         };
         let publisher = publisher::Publisher {

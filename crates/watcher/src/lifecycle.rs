@@ -11,7 +11,7 @@
 //!   `health_status` carries no value and is sent while the
 //!   check is still running, before its result is in the inspect output.
 
-use crate::container::ContainerView;
+use crate::container::{health, ContainerView, Health};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -28,7 +28,7 @@ pub enum Action {
     /// Docker's `stop`: the operator stopped it.
     Stopped,
     /// A health check reported; Docker says the new health.
-    Health(Option<String>),
+    Health(Option<Health>),
     /// Anything else that can change the state (pause, OOM, removal, …).
     Changed,
 }
@@ -51,7 +51,7 @@ impl Action {
             },
             "die" => Action::Died,
             "stop" => Action::Stopped,
-            "health_status" => Action::Health(value.filter(|v| !v.is_empty()).map(str::to_owned)),
+            "health_status" => Action::Health(value.and_then(health)),
             // Podman: `cleanup` after `died`, once the container is cleaned up
             // (an inspection at `died` may see the transient `stopped` state).
             "oom" | "pause" | "unpause" | "destroy" | "remove" | "cleanup" => Action::Changed,
@@ -88,7 +88,7 @@ impl Lifecycle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
     pub at: DateTime<Utc>,
-    pub value: Option<String>,
+    pub value: Option<Health>,
 }
 
 /// Whether an inspection has caught up with a health event.
@@ -107,9 +107,9 @@ pub fn catch_up(view: &mut ContainerView, event: &HealthEvent) -> Caught {
     if !view.running || view.health_checked_at.is_some_and(|end| end >= event.at) {
         return Caught::Up;
     }
-    match &event.value {
+    match event.value {
         Some(value) => {
-            view.health.clone_from(value);
+            view.health = Some(value);
             Caught::Up
         }
         None => Caught::Behind,
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(parse("kill", None), Some(Action::Kill { soft: false }));
         assert_eq!(
             parse("health_status: unhealthy", None),
-            Some(Action::Health(Some("unhealthy".into())))
+            Some(Action::Health(Some(Health::UNHEALTHY)))
         );
         assert_eq!(parse("health_status", None), Some(Action::Health(None)));
         assert_eq!(parse("cleanup", None), Some(Action::Changed));
@@ -162,32 +162,32 @@ mod tests {
     #[test]
     fn health_comes_from_the_newest_of_the_event_and_the_inspection() {
         let at = |ms: i64| Utc.timestamp_millis_opt(1_800_000_000_000 + ms).unwrap();
-        let inspected = |health: &str, checked| ContainerView {
-            state: "running".into(),
+        let inspected = |word: &str, checked| ContainerView {
+            state: crate::container::State::RUNNING,
             running: true,
-            health: health.into(),
+            health: health(word),
             health_checked_at: Some(at(checked)),
             ..Default::default()
         };
         let event = |ms, value: Option<&str>| HealthEvent {
             at: at(ms),
-            value: value.map(str::to_owned),
+            value: value.and_then(health),
         };
         // Docker: the check ended just before the event; the event's value wins.
         let mut v = inspected("healthy", 95);
         assert_eq!(catch_up(&mut v, &event(100, Some("unhealthy"))), Caught::Up);
-        assert_eq!(v.health, "unhealthy");
+        assert_eq!(v.health, Some(Health::UNHEALTHY));
         // A replayed old event does not override a newer check.
         let mut v = inspected("healthy", 500);
         assert_eq!(catch_up(&mut v, &event(100, Some("unhealthy"))), Caught::Up);
-        assert_eq!(v.health, "healthy");
+        assert_eq!(v.health, Some(Health::HEALTHY));
         // Podman: the event comes while the check runs; until the inspection
         // shows a check that ended after it, it is behind.
         let mut v = inspected("healthy", 95);
         assert_eq!(catch_up(&mut v, &event(100, None)), Caught::Behind);
         let mut v = inspected("unhealthy", 130);
         assert_eq!(catch_up(&mut v, &event(100, None)), Caught::Up);
-        assert_eq!(v.health, "unhealthy");
+        assert_eq!(v.health, Some(Health::UNHEALTHY));
         // A container that stopped meanwhile has no health to wait for.
         let mut v = ContainerView {
             running: false,

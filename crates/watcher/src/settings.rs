@@ -4,7 +4,7 @@ use crate::probe::{Check, HttpCheck};
 use crate::tracker::Thresholds;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{self, ConfigError, LogSettings};
-use elkservice_core::ServiceName;
+use elkservice_core::{ServiceName, Status};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -146,6 +146,15 @@ pub struct WatcherSettings {
 }
 
 impl WatcherSettings {
+    /// What a running but unhealthy container counts as.
+    pub fn unhealthy(&self) -> Status {
+        if self.unhealthy_is_down {
+            Status::Down
+        } else {
+            Status::Degraded
+        }
+    }
+
     pub fn id(&self) -> String {
         if !self.id.is_empty() {
             return self.id.clone();

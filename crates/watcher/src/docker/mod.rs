@@ -10,11 +10,10 @@
 //! stream). When the engine cannot be reached, every container service it
 //! watched becomes `unknown`: the watcher cannot see, which is not `down`.
 
-use crate::container::{assess, combine, Assessment, ContainerView};
-use crate::lifecycle::{catch_up, Action, Caught, HealthEvent, Lifecycle};
+use crate::lifecycle::{Action, HealthEvent};
 use crate::metrics::Metrics;
 use crate::observation::Observation;
-use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::query_parameters::EventsOptions;
 use bollard::Docker;
 use chrono::Utc;
 use elkservice_core::retry::Retry;
@@ -26,6 +25,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+mod inspect;
+mod known;
+
+use inspect::Looked;
+use known::{report, Known};
+
 /// How long a `die` after a soft kill waits for Docker's `stop` before it is
 /// taken for a failure. Docker sends `stop` milliseconds after `die`.
 const STOP_GRACE: Duration = Duration::from_millis(500);
@@ -36,48 +41,6 @@ const HEALTH_RECHECK_MAX: Duration = Duration::from_millis(500);
 /// …for this long (a check may run up to its timeout); then the inspection
 /// is taken as it is and the next event or poll corrects it.
 const HEALTH_RECHECK_FOR: Duration = Duration::from_secs(10);
-
-/// One container seen in this engine.
-struct Seen {
-    name: ServiceName,
-    assessment: Assessment,
-    lifecycle: Lifecycle,
-}
-
-/// The containers seen in this engine, by id.
-#[derive(Default)]
-struct Known(HashMap<String, Seen>);
-
-impl Known {
-    fn names(&self) -> Vec<ServiceName> {
-        let mut names: Vec<_> = self.0.values().map(|s| s.name.clone()).collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    fn name_of(&self, id: &str) -> Option<ServiceName> {
-        self.0.get(id).map(|s| s.name.clone())
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
-    }
-
-    /// What all of a service's containers say together; None if it has none.
-    fn observation(&self, name: &ServiceName) -> Option<Observation> {
-        let mut parts: Vec<_> = self.0.iter().filter(|(_, s)| s.name == *name).collect();
-        parts.sort_by(|a, b| a.0.cmp(b.0));
-        let parts: Vec<_> = parts
-            .into_iter()
-            .map(|(_, s)| s.assessment.clone())
-            .collect();
-        if parts.is_empty() {
-            return None;
-        }
-        Some(Observation::assessed(name.clone(), combine(&parts)))
-    }
-}
 
 /// A container whose report waits for a later event or a moment.
 enum Pending {
@@ -100,18 +63,6 @@ impl Pending {
     }
 }
 
-/// What an inspection found.
-enum Looked {
-    /// The container's assessment in `known` is fresh: report its service.
-    Seen,
-    /// The container is gone (first time): report its service.
-    Gone,
-    /// Nothing to report now.
-    Nothing,
-    /// The inspection predates the health event it was for.
-    Behind,
-}
-
 pub struct DockerSource {
     pub docker: Docker,
     /// Containers named in config (container name → service), watched without a label.
@@ -121,7 +72,8 @@ pub struct DockerSource {
     /// Follow the event stream; without it, changes are seen at the next poll.
     pub events: bool,
     pub idle_watchdog: Duration,
-    pub unhealthy_is_down: bool,
+    /// What a running but unhealthy container counts as: `down` or `degraded`.
+    pub unhealthy: Status,
     pub metrics: Metrics,
 }
 
@@ -300,7 +252,7 @@ impl DockerSource {
                     .time_nano
                     .map(chrono::DateTime::from_timestamp_nanos)
                     .unwrap_or_else(Utc::now),
-                value: value.clone(),
+                value: *value,
             }),
             _ => None,
         };
@@ -380,131 +332,4 @@ impl DockerSource {
         }
         Ok(())
     }
-
-    /// The service a container stands for: its label, else its name in config.
-    fn service_of(
-        &self,
-        label: Option<&String>,
-        container_name: Option<&str>,
-    ) -> Option<ServiceName> {
-        if let Some(raw) = label {
-            match ServiceName::parse(raw) {
-                Ok(name) => return Some(name),
-                Err(e) => tracing::warn!(label = %raw, "ignoring a label: the name {e}"),
-            }
-        }
-        container_name.and_then(|n| self.by_container.get(n.trim_start_matches('/')).cloned())
-    }
-
-    /// Inspect one container into `known`, brought up to `health` if given.
-    async fn look(
-        &self,
-        known: &mut Known,
-        id: &str,
-        name: ServiceName,
-        health: Option<&HealthEvent>,
-    ) -> Result<Looked, bollard::errors::Error> {
-        self.metrics.inspections.inc();
-        match self.docker.inspect_container(id, None).await {
-            Ok(c) => {
-                let mut view = ContainerView::from(&c);
-                if health.is_some_and(|h| catch_up(&mut view, h) == Caught::Behind) {
-                    return Ok(Looked::Behind);
-                }
-                let seen = known.0.entry(id.to_owned()).or_insert_with(|| Seen {
-                    name: name.clone(),
-                    assessment: combine(&[]),
-                    lifecycle: Lifecycle::default(),
-                });
-                seen.name = name;
-                seen.assessment = assess(
-                    &view,
-                    self.unhealthy_is_down,
-                    seen.lifecycle.stopped_on_request,
-                );
-                Ok(Looked::Seen)
-            }
-            // Reported once: later events of a removed container (Podman's
-            // `cleanup`, say) must not report it again, after the service may
-            // have been deleted.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(match known.0.remove(id) {
-                Some(_) => Looked::Gone,
-                None => Looked::Nothing,
-            }),
-            // The engine answered, but with an error about this container, or with
-            // a state the client does not know (Podman's transient `stopped`). The
-            // engine is reachable, so nothing becomes unknown: the container's next
-            // event, or the next poll, reports it.
-            Err(
-                e @ (bollard::errors::Error::DockerResponseServerError { .. }
-                | bollard::errors::Error::JsonDataError { .. }),
-            ) => {
-                tracing::warn!(container = %id, error = %e, "inspect gave no usable state; skipping this container for now");
-                Ok(Looked::Nothing)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// List the labelled containers, inspect each, and report the ones that
-    /// vanished. A container whose report waits for an event is inspected,
-    /// not reported.
-    async fn reconcile(
-        &self,
-        tx: &mpsc::Sender<Observation>,
-        known: &mut Known,
-        pending: &HashMap<String, Pending>,
-    ) -> Result<(), bollard::errors::Error> {
-        // Unfiltered when containers are also named in config; else only the labelled.
-        let filters = self
-            .by_container
-            .is_empty()
-            .then(|| HashMap::from([("label".to_owned(), vec![self.label.clone()])]));
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            }))
-            .await?;
-        let mut listed = HashMap::new();
-        for c in list {
-            let label = c.labels.as_ref().and_then(|l| l.get(&self.label));
-            let container_name = c.names.as_ref().and_then(|n| n.first()).map(String::as_str);
-            if let (Some(id), Some(name)) = (c.id.clone(), self.service_of(label, container_name)) {
-                listed.insert(id, name);
-            }
-        }
-        for id in known.ids() {
-            if listed.contains_key(&id) {
-                continue;
-            }
-            if let Some(seen) = known.0.remove(&id) {
-                // A service with containers left is reported by their inspection below.
-                if !listed.values().any(|n| *n == seen.name)
-                    && known.observation(&seen.name).is_none()
-                {
-                    let _ = tx.send(Observation::removed(seen.name)).await;
-                }
-            }
-        }
-        for (id, name) in listed {
-            let looked = self.look(known, &id, name.clone(), None).await?;
-            if matches!(looked, Looked::Seen | Looked::Gone) && !pending.contains_key(&id) {
-                report(tx, known, &name).await;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Send what a service's containers say now; a service with none left was removed.
-async fn report(tx: &mpsc::Sender<Observation>, known: &Known, name: &ServiceName) {
-    let observation = known
-        .observation(name)
-        .unwrap_or_else(|| Observation::removed(name.clone()));
-    let _ = tx.send(observation).await;
 }
