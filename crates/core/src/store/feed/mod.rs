@@ -16,6 +16,9 @@
 //! the database); readers, which read far less often than the writer
 //! writes, split the pages again.
 
+mod row;
+
+use self::row::{load_row, micros_time, StoredRow};
 use super::columns::statement_chunks;
 use super::script::Script;
 use crate::domain::{Service, ServiceName, Status};
@@ -123,7 +126,7 @@ const PAGE: usize = 256;
 
 /// An entry as a page stores it: Kind, Id, Name, At (microseconds since the
 /// epoch, all that `DATETIME(6)` kept), FromStatus, and the row after the
-/// change (see [`StoredRow`]), and its [`Source`] (entries recorded before
+/// change (see [`row`]), and its [`Source`] (entries recorded before
 /// there was one end after the row). Its Seq is its place in the page.
 type StoredEntry<'a> = (
     &'a str,
@@ -207,73 +210,6 @@ fn newest(changes: &[NewChange]) -> DateTime<Utc> {
         .map(|c| c.at)
         .max()
         .expect("a page has entries")
-}
-
-/// The row after a change, as a page stores it: a JSON array of what the
-/// entry's other fields do not already hold (Status, Running, FailedCount,
-/// Detail, StatusChangedAt, LastCheckedAt, CreatedAt, UpdatedAt), times in
-/// microseconds since the epoch, which is all that a `DATETIME(6)` keeps. It
-/// is 40 % of the size of the row's JSON object (118 bytes against 293 with
-/// a short `Detail`), and the writer pays for every byte inside its
-/// transaction (README, "The writer").
-#[derive(Serialize, Deserialize)]
-struct StoredRow<'a>(
-    Status,
-    bool,
-    u32,
-    Option<Cow<'a, str>>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-);
-
-impl<'a> StoredRow<'a> {
-    fn of(s: &'a Service) -> Self {
-        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
-        StoredRow(
-            s.status,
-            s.running,
-            s.failed_count,
-            s.detail.as_deref().map(Cow::Borrowed),
-            micros(s.status_changed_at),
-            micros(s.last_checked_at),
-            s.created_at.timestamp_micros(),
-            s.updated_at.timestamp_micros(),
-        )
-    }
-}
-
-fn micros_time(micros: i64) -> Result<DateTime<Utc>, String> {
-    DateTime::from_timestamp_micros(micros).ok_or(format!("time {micros} out of range"))
-}
-
-/// The row that [`StoredRow`] stored for the service `id` named `name`.
-/// Entries recorded before that form hold the row's JSON object instead,
-/// and read as such until retention prunes them.
-fn load_row(
-    id: i64,
-    name: ServiceName,
-    stored: &str,
-) -> Result<Service, Box<dyn Error + Send + Sync>> {
-    if !stored.starts_with('[') {
-        return Ok(serde_json::from_str(stored)?);
-    }
-    let StoredRow(status, running, failed_count, detail, changed, checked, created, updated) =
-        serde_json::from_str(stored)?;
-    Ok(Service {
-        id,
-        name,
-        status,
-        running,
-        failed_count,
-        detail: detail.map(Cow::into_owned),
-        status_changed_at: changed.map(micros_time).transpose()?,
-        last_checked_at: checked.map(micros_time).transpose()?,
-        created_at: micros_time(created)?,
-        updated_at: micros_time(updated)?,
-        votes: Vec::new(),
-    })
 }
 
 /// What [`record`] and [`push_record`] begin with, before their values.
@@ -482,41 +418,6 @@ mod tests {
 
     fn same(a: &Service, b: &Service) -> bool {
         serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
-    }
-
-    #[test]
-    fn a_stored_row_reads_back_as_the_same_row() {
-        for s in [
-            service(Some("exit code 137, \"OOM\" \u{1F4A5}"), true),
-            service(None, false),
-        ] {
-            let stored = serde_json::to_string(&StoredRow::of(&s)).unwrap();
-            let back = load_row(s.id, s.name.clone(), &stored).unwrap();
-            assert!(same(&back, &s), "{stored} read back as {back:?}");
-            // What the compact form is for: well under half the object.
-            assert!(stored.len() * 2 < serde_json::to_string(&s).unwrap().len());
-        }
-    }
-
-    #[test]
-    fn an_entry_recorded_as_the_rows_object_still_reads() {
-        let s = service(Some("container exited"), true);
-        let object = serde_json::to_string(&s).unwrap();
-        let back = load_row(s.id, s.name.clone(), &object).unwrap();
-        assert!(same(&back, &s));
-    }
-
-    #[test]
-    fn a_damaged_stored_row_is_an_error_not_a_made_up_row() {
-        let name = ServiceName::parse("kibana").unwrap();
-        for stored in [
-            "[\"down\",false]",
-            "[\"sideways\",false,0,null,null,null,0,0]",
-            "[\"down\",false,0,null,null,null,0,9223372036854775807]",
-            "{\"Id\":1}",
-        ] {
-            assert!(load_row(1, name.clone(), stored).is_err(), "{stored}");
-        }
     }
 
     #[test]
