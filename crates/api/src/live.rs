@@ -5,7 +5,7 @@
 //! Retention runs here too.
 
 use crate::model::ReadModel;
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, WorkerPacer};
 use actix_web::web::Bytes;
 use elkservice_core::store::feed::{self, Change};
 use elkservice_core::store::services::{self, CheckTimes};
@@ -15,10 +15,10 @@ use sqlx::MySqlPool;
 use sqlx::{Acquire, MySqlConnection};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
 
 /// How often the feed is read while someone listens.
 const TICK: Duration = Duration::from_millis(20);
@@ -36,8 +36,6 @@ pub struct FeedHub {
     entries: broadcast::Sender<Arc<Entry>>,
     /// Rung by a new listener, in case the reader sleeps.
     wake: Arc<Notify>,
-    /// Tells this hub's pacers from another's (a test process runs several).
-    id: u64,
 }
 
 /// A new entry as the streams send it: rendered once, for every client.
@@ -68,25 +66,22 @@ pub fn sse_frame(change: &Change) -> Bytes {
     ))
 }
 
-/// The next hub's id.
-static HUBS: AtomicU64 = AtomicU64::new(0);
-
 /// New entries a stream may fall behind by before it is cut off (it then
 /// resumes from its last id, reading the database).
 pub(crate) const BROADCAST_CAPACITY: usize = 1024;
 
 impl FeedHub {
     /// Start following the feed on `pool`; with a read model, always (the
-    /// model listens), and the model is loaded and kept current.
-    pub fn start(pool: MySqlPool, model: Option<Arc<ReadModel>>) -> Self {
+    /// model listens), and the model is loaded and kept current. The reader
+    /// runs until its handle is aborted.
+    pub fn start(pool: MySqlPool, model: Option<Arc<ReadModel>>) -> (Self, JoinHandle<()>) {
         let hub = FeedHub {
             last: watch::channel(0).0,
             entries: broadcast::channel(BROADCAST_CAPACITY).0,
             wake: Arc::new(Notify::new()),
-            id: HUBS.fetch_add(1, Ordering::Relaxed),
         };
-        tokio::spawn(hub.clone().read(pool, model));
-        hub
+        let reader = tokio::spawn(hub.clone().read(pool, model));
+        (hub, reader)
     }
 
     async fn read(self, pool: MySqlPool, model: Option<Arc<ReadModel>>) {
@@ -202,8 +197,8 @@ impl FeedHub {
     }
 
     /// This worker's [`Pacer`] for this feed, which wakes its streams.
-    pub fn pacer(&self) -> Rc<Pacer> {
-        Pacer::for_this_worker(self.id, || self.last.subscribe())
+    pub fn pacer(&self, worker: &WorkerPacer) -> Rc<Pacer> {
+        worker.get(|| self.last.subscribe())
     }
 
     /// New entries from now on, and the last Seq as this process knows it.

@@ -1,6 +1,7 @@
 //! What the API tells its operators about each request: one log line (method,
 //! route, status, latency, request id), the `X-Request-Id` header, and
-//! Prometheus metrics ([`crate::metrics`]).
+//! Prometheus metrics ([`crate::metrics`]). Everything a request logs, its
+//! 5xx included, is logged inside a `request` span that carries the id.
 
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -10,6 +11,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,7 +50,9 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let mut res = next.call(req).await?;
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let _in_request = span.enter();
     let elapsed = start.elapsed();
     let route = res
         .request()

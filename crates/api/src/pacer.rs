@@ -18,7 +18,7 @@
 //! paced (0.12–0.15 ms with no stream open, in the same runs); a change
 //! reached every client within 79–86 ms (p99) instead of 35 ms.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -50,27 +50,26 @@ pub struct Pacer {
     next_key: Cell<u64>,
 }
 
-thread_local! {
-    /// One pacer per worker thread and feed (a test process runs several apps).
-    static PACERS: RefCell<HashMap<u64, Rc<Pacer>>> = RefCell::default();
+/// A worker's pacer, made at its first stream. The app's factory runs once
+/// per worker thread, so app data made there is the worker's own.
+#[derive(Default)]
+pub struct WorkerPacer(OnceCell<Rc<Pacer>>);
+
+impl WorkerPacer {
+    /// This worker's pacer, following `last`; the first call starts its task
+    /// on this thread (an actix worker: call it from a handler).
+    pub fn get(&self, last: impl FnOnce() -> watch::Receiver<i64>) -> Rc<Pacer> {
+        self.0.get_or_init(|| Pacer::start(last())).clone()
+    }
 }
 
 impl Pacer {
-    /// This thread's pacer for the feed keyed `feed`, whose last Seq `last`
-    /// follows; the first call on a thread starts its task there. Call it on
-    /// an actix worker (from a handler).
-    pub fn for_this_worker(feed: u64, last: impl FnOnce() -> watch::Receiver<i64>) -> Rc<Pacer> {
-        PACERS.with(|pacers| {
-            pacers
-                .borrow_mut()
-                .entry(feed)
-                .or_insert_with(|| {
-                    let pacer = Rc::new(Pacer::default());
-                    tokio::task::spawn_local(pump(feed, pacer.clone(), last()));
-                    pacer
-                })
-                .clone()
-        })
+    /// A pacer whose task, on this thread's local set, wakes its streams
+    /// whenever `last` moves, until its sender is gone.
+    pub fn start(last: watch::Receiver<i64>) -> Rc<Pacer> {
+        let pacer = Rc::new(Pacer::default());
+        tokio::task::spawn_local(pump(pacer.clone(), last));
+        pacer
     }
 
     /// A key for a new stream, for [`Pacer::next`] and [`Pacer::forget`].
@@ -117,7 +116,7 @@ impl Pacer {
 /// and after a quiet spell, is due immediately); a stream woken earlier in a
 /// fan-out that sees a newer change waits for the next fan-out, so each
 /// stream is woken once per fan-out.
-async fn pump(feed: u64, pacer: Rc<Pacer>, mut last: watch::Receiver<i64>) {
+async fn pump(pacer: Rc<Pacer>, mut last: watch::Receiver<i64>) {
     let mut tick = interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     while last.changed().await.is_ok() {
@@ -129,7 +128,6 @@ async fn pump(feed: u64, pacer: Rc<Pacer>, mut last: watch::Receiver<i64>) {
     }
     // The feed is gone (the app stopped): let every stream find that out.
     pacer.advance().iter().for_each(Waker::wake_by_ref);
-    let _ = PACERS.try_with(|pacers| pacers.borrow_mut().remove(&feed));
 }
 
 /// Streams woken per tick when `waiting` wait.
@@ -181,7 +179,7 @@ mod tests {
         local
             .run_until(async {
                 let (send, receive) = watch::channel(0);
-                let pacer = Pacer::for_this_worker(u64::MAX, || receive);
+                let pacer = Pacer::start(receive);
                 let streams = 3 * MIN_BATCH;
                 let start = tokio::time::Instant::now();
                 let mut waits = Vec::new();

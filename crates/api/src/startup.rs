@@ -5,6 +5,7 @@ use crate::live::{retention, FeedHub};
 use crate::metrics::Metrics;
 use crate::model::ReadModel;
 use crate::observe::observe;
+use crate::pacer::WorkerPacer;
 use crate::settings::{ApiSettings, Settings};
 use crate::state::AppState;
 use crate::writes::Writes;
@@ -19,6 +20,7 @@ use sqlx::MySqlPool;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest accepted request body.
@@ -27,6 +29,18 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct Application {
     port: u16,
     server: Server,
+    tasks: Tasks,
+}
+
+/// The api's own background work (the feed's reader, the feed's retention,
+/// the watch for changes made outside it), stopped with the server, or with
+/// an application that never ran.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.0.iter().for_each(JoinHandle::abort);
+    }
 }
 
 impl Application {
@@ -57,25 +71,30 @@ impl Application {
             )))
         });
         let metrics = Metrics::new(pool_max);
+        let (feed, reader) = FeedHub::start(pool.clone(), model.clone());
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             keys: api.keys.clone(),
             auth_reads: api.auth_reads,
-            feed: FeedHub::start(pool.clone(), model.clone()),
+            feed,
             writes: Writes::start(pool.clone(), model.clone(), metrics.put_group.clone()),
             metrics,
             model,
         });
-        tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days));
-        tokio::spawn(truth::run(
-            state.pool.clone(),
-            state.model.clone(),
-            Duration::from_secs(api.external_change_secs),
-        ));
+        let tasks = Tasks(vec![
+            reader,
+            tokio::spawn(retention::run(state.pool.clone(), api.feed_retention_days)),
+            tokio::spawn(truth::run(
+                state.pool.clone(),
+                state.model.clone(),
+                Duration::from_secs(api.external_change_secs),
+            )),
+        ]);
         let spec = openapi::spec();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(WorkerPacer::default())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(BODY_LIMIT)
@@ -105,16 +124,24 @@ impl Application {
         .h1_allow_half_closed(false)
         .shutdown_timeout(api.shutdown_timeout_secs)
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serve until SIGTERM or SIGINT, then let in-flight requests finish.
+    /// Serve until SIGTERM or SIGINT, then let in-flight requests finish;
+    /// the background tasks stop after them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application { server, tasks, .. } = self;
+        let served = server.await;
+        drop(tasks);
+        served
     }
 }
 

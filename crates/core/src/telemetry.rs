@@ -12,7 +12,10 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // A line logged inside a span (the api's `request`) carries its
+            // fields, the request id among them, under "span".
+            .with_current_span(true)
+            .with_span_list(false)
             .init(),
         LogFormat::Pretty => builder.init(),
     }

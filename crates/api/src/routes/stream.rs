@@ -15,7 +15,7 @@
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
 use crate::live::{sse_frame, Entry};
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, WorkerPacer};
 use crate::routes::changes::check_kept;
 use crate::state::AppState;
 use actix_web::web::Bytes;
@@ -85,7 +85,10 @@ pub async fn stream(
     // Listening from now, so the feed's reader (idle while nobody listens,
     // without the read model) is following by the time this client is live.
     let (live, last) = state.feed.subscribe();
-    let pacer = state.feed.pacer();
+    let worker = req
+        .app_data::<WorkerPacer>()
+        .expect("the app registers each worker's pacer");
+    let pacer = state.feed.pacer(worker);
     let follower = Follower {
         key: pacer.key(),
         pool: state.pool.clone(),
@@ -281,7 +284,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async move {
-                let pacer = Pacer::for_this_worker(u64::MAX - 1, || set_last.subscribe());
+                let pacer = Pacer::start(set_last.subscribe());
                 let mut stream = follower(pool, live, last, pacer);
                 let sent = tokio::task::spawn_local(async move {
                     let mut sent = Vec::new();

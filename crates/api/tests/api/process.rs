@@ -119,6 +119,71 @@ async fn it_serves_then_exits_0_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    ready(&mut child, port).await;
+    let (code, log) = stop(child).await;
+    assert_eq!(code, Some(0));
+    // The log is JSON lines, with one line for the request.
+    let request_line = log
+        .iter()
+        .find(|v| v["route"] == "/readyz" && v["status"] == 200)
+        .unwrap_or_else(|| panic!("no request line in {log:?}"));
+    for field in ["method", "latency_ms", "request_id"] {
+        assert!(!request_line[field].is_null(), "{field} in {request_line}");
+    }
+}
+
+/// What an operator greps for after a 500: the response's `X-Request-Id`
+/// finds every line the request logged, the failure's cause among them.
+#[tokio::test]
+async fn every_line_a_failed_request_logs_carries_its_request_id() {
+    let db = TestDatabase::new();
+    let port = free_port();
+    let key = "process-test-key";
+    let mut child = api()
+        .env("DATABASE_URL", &db.url)
+        .env("ELK_API__LISTEN", format!("127.0.0.1:{port}"))
+        .env("ELK_API__KEYS", elkservice_api::keys::digest(key))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ready(&mut child, port).await;
+    // The feed's table gone: a create cannot be recorded, and fails whole.
+    let mut conn = db.connect().await;
+    sqlx::query("DROP TABLE elkservice_change_page")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/elkservice"))
+        .bearer_auth(key)
+        .header("x-request-id", "req-that-fails")
+        .json(&serde_json::json!({"Name": "kibana"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert_eq!(res.headers()["x-request-id"], "req-that-fails");
+    let (_, log) = stop(child).await;
+    let lines: Vec<_> = log
+        .iter()
+        .filter(|v| v["span"]["request_id"] == "req-that-fails")
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["level"] == "ERROR"
+            && v["message"] == "request failed"
+            && v["error"].as_str().is_some()),
+        "the failure, with its cause, in the request's span: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|v| v["message"] == "request"
+            && v["status"].as_u64() == Some(res.status().as_u16().into())),
+        "the request line, in its span: {lines:?}"
+    );
+}
+
+/// Wait until the api answers `/readyz`, or fail with what it printed.
+async fn ready(child: &mut std::process::Child, port: u16) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -127,32 +192,28 @@ async fn it_serves_then_exits_0_on_sigterm() {
             .send()
             .await;
         if up.is_ok_and(|r| r.status() == 200) {
-            break;
+            return;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "exited early with {status}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).ok();
+            panic!("exited early with {status}: {stderr}");
         }
         assert!(Instant::now() < deadline, "not ready within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SIGTERM, then the exit code and the log's JSON lines.
+async fn stop(child: std::process::Child) -> (Option<i32>, Vec<serde_json::Value>) {
     sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    // The log is JSON lines, with one line for the request.
-    let log = String::from_utf8_lossy(&out.stdout);
-    let request_line = log
+    let log = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["route"] == "/readyz" && v["status"] == 200)
-        .unwrap_or_else(|| panic!("no request line in {log}"));
-    for field in ["method", "latency_ms", "request_id"] {
-        assert!(!request_line[field].is_null(), "{field} in {request_line}");
-    }
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (out.status.code(), log)
 }
