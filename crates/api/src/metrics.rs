@@ -3,10 +3,8 @@
 //! streams open.
 
 use crate::model::ReadModel;
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry,
-};
+use elkservice_core::ops;
+use prometheus::{Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 use sqlx::MySqlPool;
 use std::time::Duration;
 
@@ -30,88 +28,56 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(pool_max: u32) -> Self {
-        let registry =
-            Registry::new_custom(Some("elkservice_api".into()), None).expect("valid prefix");
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let r = ops::registry("elkservice_api");
+        ops::gauge(&r, "db_pool_max_connections", "Pool size limit").set(pool_max.into());
+        let reads = ops::counters(
+            &r,
+            "row_reads_total",
+            "Reads of rows (GET by Id and listings), by where they were answered from",
+            &["source"],
+        );
+        Metrics {
+            requests: ops::counters(
+                &r,
                 "http_requests_total",
                 "HTTP requests by method, route and status",
+                &["method", "route", "status"],
             ),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+            latency: ops::histograms(
+                &r,
+                "http_request_duration_seconds",
+                "HTTP request latency",
                 vec![
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 ],
+                &["method", "route"],
             ),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        let pool_size = IntGauge::new("db_pool_connections", "Open database connections")
-            .expect("valid metric");
-        let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")
-            .expect("valid metric");
-        let pool_max_gauge =
-            IntGauge::new("db_pool_max_connections", "Pool size limit").expect("valid metric");
-        pool_max_gauge.set(pool_max.into());
-        let reads = IntCounterVec::new(
-            Opts::new(
-                "row_reads_total",
-                "Reads of rows (GET by Id and listings), by where they were answered from",
+            pool_size: ops::gauge(&r, "db_pool_connections", "Open database connections"),
+            pool_idle: ops::gauge(&r, "db_pool_idle_connections", "Idle database connections"),
+            from_memory: reads.with_label_values(&["memory"]),
+            from_database: reads.with_label_values(&["database"]),
+            waiting_for_model: ops::gauge(
+                &r,
+                "reads_waiting_for_model",
+                "Reads waiting for the read model to catch up with the feed",
             ),
-            &["source"],
-        )
-        .expect("valid metric");
-        let from_memory = reads.with_label_values(&["memory"]);
-        let from_database = reads.with_label_values(&["database"]);
-        let waiting_for_model = IntGauge::new(
-            "reads_waiting_for_model",
-            "Reads waiting for the read model to catch up with the feed",
-        )
-        .expect("valid metric");
-        let model_lag = Gauge::new(
-            "read_model_lag_seconds",
-            "How long ago the read model's last complete read of the change feed began",
-        )
-        .expect("valid metric");
-        let streams = IntGauge::new(
-            "streams_open",
-            "Server-Sent Events streams (GET /elkservice/stream) open now",
-        )
-        .expect("valid metric");
-        let put_group = Histogram::with_opts(
-            HistogramOpts::new("put_group_commit_size", "PUTs committed together")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
-        )
-        .expect("valid metric");
-        for m in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
-            Box::new(pool_size.clone()),
-            Box::new(pool_idle.clone()),
-            Box::new(pool_max_gauge),
-            Box::new(reads),
-            Box::new(waiting_for_model.clone()),
-            Box::new(model_lag.clone()),
-            Box::new(put_group.clone()),
-            Box::new(streams.clone()),
-        ] {
-            registry.register(m).expect("metric registered once");
-        }
-        Metrics {
-            registry,
-            requests,
-            latency,
-            pool_size,
-            pool_idle,
-            from_memory,
-            from_database,
-            waiting_for_model,
-            model_lag,
-            put_group,
-            streams,
+            model_lag: ops::float_gauge(
+                &r,
+                "read_model_lag_seconds",
+                "How long ago the read model's last complete read of the change feed began",
+            ),
+            put_group: ops::histogram(
+                &r,
+                "put_group_commit_size",
+                "PUTs committed together",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            ),
+            streams: ops::gauge(
+                &r,
+                "streams_open",
+                "Server-Sent Events streams (GET /elkservice/stream) open now",
+            ),
+            registry: r,
         }
     }
 
@@ -143,6 +109,6 @@ impl Metrics {
         if let Some(lag) = model.and_then(ReadModel::lag) {
             self.model_lag.set(lag.as_secs_f64());
         }
-        elkservice_core::ops::render(&self.registry)
+        ops::render(&self.registry)
     }
 }

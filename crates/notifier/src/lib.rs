@@ -23,6 +23,7 @@ pub mod receive;
 pub mod settings;
 
 use chrono::Utc;
+use elkservice_core::ops::{self, Ready};
 use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
 use elkservice_core::store::{feed, notifications, silences};
@@ -33,8 +34,6 @@ use settings::Settings;
 use sqlx::{Connection, MySqlPool};
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -74,41 +73,32 @@ impl Notifier {
             // Legal (the feed is still followed), but surely not what was meant.
             tracing::warn!("no [[notifier.webhooks]] configured: nothing will be sent");
         }
-        let database = Arc::new(AtomicBool::new(false));
-        let (ready_db, leader) = (database.clone(), metrics.leader.clone());
-        let server = elkservice_core::ops::serve(
-            listener,
-            metrics.registry.clone(),
-            Box::new(move || {
-                let ok = ready_db.load(Ordering::Relaxed);
+        let database = metrics.database_connected.clone();
+        let leader = metrics.leader.clone();
+        let ready = Ready::default()
+            .needs("database", &database)
+            .and(move |detail| {
                 let role = if leader.get() == 1 {
                     "delivering"
                 } else {
                     "standing by"
                 };
-                let detail = serde_json::json!({
-                    "status": if ok { "ready" } else { "unavailable" },
-                    "database": ok,
-                    "role": role,
-                });
-                (ok, detail)
-            }),
-        )?;
-        let server_handle = server.handle();
-        tokio::spawn(server);
-
+                detail.insert("role".into(), role.into());
+                true
+            });
+        let server = ops::start(listener, metrics.registry.clone(), ready)?;
+        let Some(pool) = db::connect_and_migrate_retrying(&settings.database, &shutdown).await
+        else {
+            server.stop(true).await;
+            return Ok(());
+        };
+        database.set(1);
         let mut retry = Retry::new(
             "database not ready",
             Duration::from_millis(200),
             Duration::from_secs(10),
             &shutdown,
         );
-        let Some(pool) = db::connect_and_migrate_retrying(&settings.database, &mut retry).await
-        else {
-            server_handle.stop(true).await;
-            return Ok(());
-        };
-        database.store(true, Ordering::Relaxed);
         let lead = Lead {
             webhooks: settings
                 .notifier
@@ -136,16 +126,16 @@ impl Notifier {
                     }
                 }
                 Err(e) => {
-                    database.store(false, Ordering::Relaxed);
+                    database.set(0);
                     if !retry.wait_after(&e).await {
                         break;
                     }
-                    database.store(true, Ordering::Relaxed);
+                    database.set(1);
                 }
             }
         }
         pool.close().await;
-        server_handle.stop(true).await;
+        server.stop(true).await;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The notifier's metrics, served at `/metrics`.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use elkservice_core::ops;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -8,35 +9,31 @@ pub struct Metrics {
     /// Deliveries by outcome: sent, retried, failed, skipped.
     pub deliveries: IntCounterVec,
     /// Feed entries planned.
-    pub planned: prometheus::IntCounter,
+    pub planned: IntCounter,
     /// 1 while this process is the one that delivers.
     pub leader: IntGauge,
+    /// 1 while the database answers.
+    pub database_connected: IntGauge,
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("elkservice_notifier".into()), None).expect("a registry");
-        let deliveries = IntCounterVec::new(
-            Opts::new("deliveries_total", "Webhook deliveries by outcome"),
-            &["outcome"],
-        )
-        .expect("a metric");
-        let planned = prometheus::IntCounter::new("entries_planned_total", "Feed entries planned")
-            .expect("a metric");
-        let leader = IntGauge::new("leader", "1 while this process delivers").expect("a metric");
-        for m in [
-            Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(planned.clone()),
-            Box::new(leader.clone()),
-        ] {
-            registry.register(m).expect("registered once");
-        }
+        let r = ops::registry("elkservice_notifier");
         Metrics {
-            registry,
-            deliveries,
-            planned,
-            leader,
+            deliveries: ops::counters(
+                &r,
+                "deliveries_total",
+                "Webhook deliveries by outcome",
+                &["outcome"],
+            ),
+            planned: ops::counter(&r, "entries_planned_total", "Feed entries planned"),
+            leader: ops::gauge(&r, "leader", "1 while this process delivers"),
+            database_connected: ops::gauge(
+                &r,
+                "database_connected",
+                "1 while the database answers",
+            ),
+            registry: r,
         }
     }
 }

@@ -50,26 +50,10 @@ impl Watcher {
     }
 
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let (engine, broker) = (
-            self.metrics.engine_connected.clone(),
-            self.metrics.broker_connected.clone(),
-        );
-        let server = ops::serve(
-            self.listener,
-            self.metrics.registry.clone(),
-            Box::new(move || {
-                let (engine, broker) = (engine.get() == 1, broker.get() == 1);
-                let ready = engine && broker;
-                let detail = serde_json::json!({
-                    "status": if ready { "ready" } else { "unavailable" },
-                    "engine": engine,
-                    "broker": broker,
-                });
-                (ready, detail)
-            }),
-        )?;
-        let server_handle = server.handle();
-        tokio::spawn(server);
+        let ready = ops::Ready::default()
+            .needs("engine", &self.metrics.engine_connected)
+            .needs("broker", &self.metrics.broker_connected);
+        let server_handle = ops::start(self.listener, self.metrics.registry.clone(), ready)?;
 
         let s = self.settings;
         let docker = bollard::Docker::connect_with_host(&s.docker.host)?;

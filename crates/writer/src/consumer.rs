@@ -81,7 +81,6 @@ impl Consumer {
         );
         loop {
             let result = self.session(&mut shutdown.clone(), &mut retry).await;
-            self.metrics.broker_connected.set(0);
             self.health.set_broker(false);
             let Err(e) = result else { return };
             if *shutdown.borrow() {
@@ -126,7 +125,6 @@ impl Consumer {
             )
             .await?;
         let session = Session { channel, dead };
-        self.metrics.broker_connected.set(1);
         self.health.set_broker(true);
         retry.succeeded();
         tracing::info!(queue = %s.amqp.queue, "consuming");

@@ -3,29 +3,39 @@
 //! [`FAILING_LIMIT`] (a writer that keeps retrying one batch is alive but
 //! applies nothing).
 
-use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::metrics::Metrics;
+use elkservice_core::ops::Ready;
+use prometheus::IntGauge;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a batch may keep failing before the writer reports itself not ready.
 pub const FAILING_LIMIT: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Health {
-    broker: Arc<AtomicBool>,
-    database: Arc<AtomicBool>,
+    /// The metrics' gauges, so `/metrics` and `/readyz` agree.
+    broker: IntGauge,
+    database: IntGauge,
     /// When the batch in hand first failed; None while batches commit.
     failing_since: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Health {
+    pub fn new(metrics: &Metrics) -> Self {
+        Health {
+            broker: metrics.broker_connected.clone(),
+            database: metrics.database_connected.clone(),
+            failing_since: Arc::default(),
+        }
+    }
+
     pub fn set_broker(&self, up: bool) {
-        self.broker.store(up, Ordering::Relaxed);
+        self.broker.set(up.into());
     }
 
     pub fn set_database(&self, up: bool) {
-        self.database.store(up, Ordering::Relaxed);
+        self.database.set(up.into());
     }
 
     /// A batch transaction failed and will be retried.
@@ -42,25 +52,20 @@ impl Health {
         self.set_database(true);
     }
 
-    /// `(ready, what /readyz shows)`.
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
-        let broker = self.broker.load(Ordering::Relaxed);
-        let database = self.database.load(Ordering::Relaxed);
-        let failing_for = self
-            .failing_since
-            .lock()
-            .expect("not poisoned")
-            .map_or(Duration::ZERO, |since| since.elapsed());
-        let ready = broker && database && failing_for <= FAILING_LIMIT;
-        (
-            ready,
-            json!({
-                "status": if ready { "ready" } else { "unavailable" },
-                "broker": broker,
-                "database": database,
-                "batch_failing_secs": failing_for.as_secs(),
-            }),
-        )
+    /// What `/readyz` answers.
+    pub fn ready(&self) -> Ready {
+        let failing_since = self.failing_since.clone();
+        Ready::default()
+            .needs("broker", &self.broker)
+            .needs("database", &self.database)
+            .and(move |detail| {
+                let failing_for = failing_since
+                    .lock()
+                    .expect("not poisoned")
+                    .map_or(Duration::ZERO, |since| since.elapsed());
+                detail.insert("batch_failing_secs".into(), failing_for.as_secs().into());
+                failing_for <= FAILING_LIMIT
+            })
     }
 }
 
@@ -70,18 +75,18 @@ mod tests {
 
     #[test]
     fn ready_only_with_both_ends_and_no_long_failure() {
-        let h = Health::default();
-        assert!(!h.readiness().0);
+        let h = Health::new(&Metrics::new());
+        assert!(!h.ready().answer().0);
         h.set_broker(true);
         h.set_database(true);
-        assert!(h.readiness().0);
+        assert!(h.ready().answer().0);
         h.batch_failed();
-        assert!(h.readiness().0, "a fresh failure is not yet a problem");
+        assert!(h.ready().answer().0, "a fresh failure is not yet a problem");
         *h.failing_since.lock().unwrap() = Some(Instant::now() - FAILING_LIMIT * 2);
-        let (ready, detail) = h.readiness();
+        let (ready, detail) = h.ready().answer();
         assert!(!ready);
         assert!(detail["batch_failing_secs"].as_u64().unwrap() >= 60);
         h.batch_committed();
-        assert!(h.readiness().0);
+        assert!(h.ready().answer().0);
     }
 }

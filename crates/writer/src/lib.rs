@@ -16,7 +16,7 @@ pub mod staleness;
 
 use consumer::Consumer;
 use elkservice_core::db;
-use elkservice_core::retry::Retry;
+use elkservice_core::ops;
 use health::Health;
 use settings::Settings;
 use std::net::TcpListener;
@@ -54,24 +54,10 @@ impl Writer {
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let health = Health::default();
-        let readiness = health.clone();
-        let server = elkservice_core::ops::serve(
-            self.listener,
-            self.metrics.registry.clone(),
-            Box::new(move || readiness.readiness()),
-        )?;
-        let server_handle = server.handle();
-        tokio::spawn(server);
-
-        let mut retry = Retry::new(
-            "database not ready",
-            Duration::from_millis(200),
-            Duration::from_secs(10),
-            &shutdown,
-        );
-        let Some(pool) =
-            db::connect_and_migrate_retrying(&self.settings.database, &mut retry).await
+        let health = Health::new(&self.metrics);
+        let server_handle =
+            ops::start(self.listener, self.metrics.registry.clone(), health.ready())?;
+        let Some(pool) = db::connect_and_migrate_retrying(&self.settings.database, &shutdown).await
         else {
             server_handle.stop(true).await;
             return Ok(());

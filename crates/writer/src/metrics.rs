@@ -1,7 +1,7 @@
 //! The writer's Prometheus metrics.
 
 use elkservice_core::ops;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,22 +16,19 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub db_errors: IntCounter,
     pub broker_connected: IntGauge,
+    pub database_connected: IntGauge,
     pub broker_reconnects: IntCounter,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let r = ops::registry("elkservice_writer");
-        let dead_lettered = IntCounterVec::new(
-            Opts::new(
-                "events_dead_lettered_total",
-                "Messages sent to the dead-letter queue",
-            ),
+        let dead_lettered = ops::counters(
+            &r,
+            "events_dead_lettered_total",
+            "Messages sent to the dead-letter queue",
             &["reason"],
-        )
-        .expect("a valid metric");
-        r.register(Box::new(dead_lettered.clone()))
-            .expect("registered once");
+        );
         Metrics {
             applied: ops::counter(
                 &r,
@@ -52,6 +49,11 @@ impl Metrics {
             db_errors: ops::counter(&r, "db_errors_total", "Failed batch transactions (retried)"),
             broker_reconnects: ops::counter(&r, "broker_reconnects_total", "Broker sessions lost"),
             broker_connected: ops::gauge(&r, "broker_connected", "1 while consuming"),
+            database_connected: ops::gauge(
+                &r,
+                "database_connected",
+                "1 while the database answers",
+            ),
             batch_size: ops::histogram(
                 &r,
                 "batch_size",
