@@ -23,7 +23,9 @@ pub mod receive;
 pub mod settings;
 
 use chrono::Utc;
+use elkservice_core::config::{ConfigError, LogSettings};
 use elkservice_core::ops::{self, Ready};
+use elkservice_core::program::Program;
 use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
 use elkservice_core::store::{feed, notifications, silences};
@@ -34,6 +36,7 @@ use settings::Settings;
 use sqlx::{Connection, MySqlPool};
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -48,8 +51,19 @@ pub struct Notifier {
     metrics: Metrics,
 }
 
-impl Notifier {
-    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+impl Program for Notifier {
+    const NAME: &'static str = "elkservice-notifier";
+    type Settings = Settings;
+
+    fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load(file)
+    }
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = elkservice_core::ops::bind(settings.notifier.listen)?;
         Ok(Notifier {
             settings,
@@ -58,12 +72,12 @@ impl Notifier {
         })
     }
 
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         elkservice_core::ops::port(&self.listener)
     }
 
     /// Run until `shutdown` turns true.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let Notifier {
             settings,
             listener,

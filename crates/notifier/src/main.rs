@@ -1,7 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use elkservice_core::program;
-use elkservice_notifier::settings::Settings;
 use elkservice_notifier::Notifier;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,19 +33,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
-    const NAME: &str = "elkservice-notifier";
     if let Some(Command::Receive { listen }) = cli.command {
         let served = elkservice_notifier::receive::serve(listen).await;
         program::started(
-            NAME,
+            "elkservice-notifier",
             served.with_context(|| format!("cannot receive on {listen}")),
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = program::configured(NAME, Settings::load(cli.config.as_deref()))?;
-    elkservice_core::telemetry::init(&settings.log);
-    let notifier = program::started(NAME, Notifier::build(settings))?;
-    tracing::info!(port = notifier.port(), "metrics listening");
-    let shutdown = elkservice_core::shutdown::on_signal();
-    Ok(program::ended(NAME, notifier.run(shutdown).await))
+    Ok(program::main::<Notifier>(cli.config.as_deref()).await)
 }

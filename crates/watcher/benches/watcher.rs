@@ -14,6 +14,7 @@
 use bollard::Docker;
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
+use elkservice_core::program::Program;
 use elkservice_core::{Status, StatusEvent};
 use elkservice_testkit::bench::env_num;
 use elkservice_testkit::{consume_events, Engine, TestVhost};

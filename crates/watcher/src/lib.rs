@@ -20,10 +20,13 @@ pub mod publisher;
 pub mod settings;
 pub mod tracker;
 
+use elkservice_core::config::{ConfigError, LogSettings};
 use elkservice_core::ops;
+use elkservice_core::program::Program;
 use metrics::Metrics;
 use settings::Settings;
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -34,8 +37,19 @@ pub struct Watcher {
     metrics: Metrics,
 }
 
-impl Watcher {
-    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+impl Program for Watcher {
+    const NAME: &'static str = "elkservice-watcher";
+    type Settings = Settings;
+
+    fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load(file)
+    }
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = elkservice_core::ops::bind(settings.watcher.listen)?;
         Ok(Watcher {
             settings,
@@ -45,11 +59,11 @@ impl Watcher {
     }
 
     /// The port of the `/healthz` + `/metrics` listener.
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         elkservice_core::ops::port(&self.listener)
     }
 
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let ready = ops::Ready::default()
             .needs("engine", &self.metrics.engine_connected)
             .needs("broker", &self.metrics.broker_connected);

@@ -22,6 +22,7 @@ use chrono::{Duration as ChronoDuration, Utc};
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::event::publish_properties;
+use elkservice_core::program::Program;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{cpu_seconds, TestDatabase, TestVhost};
 use elkservice_writer::consumer::gather;

@@ -15,11 +15,14 @@ pub mod settings;
 pub mod staleness;
 
 use consumer::Consumer;
+use elkservice_core::config::{ConfigError, LogSettings};
 use elkservice_core::db;
 use elkservice_core::ops;
+use elkservice_core::program::Program;
 use health::Health;
 use settings::Settings;
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -31,7 +34,26 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// The writer's metrics, for a program that runs it in-process (the benchmark
+    /// reads its counters without going through `/metrics`).
+    pub fn metrics(&self) -> metrics::Metrics {
+        self.metrics.clone()
+    }
+}
+
+impl Program for Writer {
+    const NAME: &'static str = "elkservice-writer";
+    type Settings = Settings;
+
+    fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load(file)
+    }
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = elkservice_core::ops::bind(settings.writer.listen)?;
         Ok(Writer {
             settings,
@@ -41,19 +63,13 @@ impl Writer {
     }
 
     /// The port of the `/healthz` + `/metrics` listener.
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         elkservice_core::ops::port(&self.listener)
-    }
-
-    /// The writer's metrics, for a program that runs it in-process (the benchmark
-    /// reads its counters without going through `/metrics`).
-    pub fn metrics(&self) -> metrics::Metrics {
-        self.metrics.clone()
     }
 
     /// Run until `shutdown` turns true: wait for the database (migrating it),
     /// then consume. Returns once the batch in hand is finished.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let health = Health::new(&self.metrics);
         let server_handle =
             ops::start(self.listener, self.metrics.registry.clone(), health.ready())?;

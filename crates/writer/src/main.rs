@@ -1,6 +1,5 @@
 use clap::Parser;
 use elkservice_core::program;
-use elkservice_writer::settings::Settings;
 use elkservice_writer::Writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,15 +15,5 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    run(Cli::parse()).await.unwrap_or_else(|code| code)
-}
-
-async fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
-    const NAME: &str = "elkservice-writer";
-    let settings = program::configured(NAME, Settings::load(cli.config.as_deref()))?;
-    elkservice_core::telemetry::init(&settings.log);
-    let writer = program::started(NAME, Writer::build(settings))?;
-    tracing::info!(port = writer.port(), "metrics listening");
-    let shutdown = elkservice_core::shutdown::on_signal();
-    Ok(program::ended(NAME, writer.run(shutdown).await))
+    program::main::<Writer>(Cli::parse().config.as_deref()).await
 }

@@ -7,6 +7,7 @@ use elkservice_api::settings::{ApiSettings, Settings as ApiFullSettings};
 use elkservice_api::startup::Application;
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
 use elkservice_core::glob::Glob;
+use elkservice_core::program::Program;
 use elkservice_notifier::settings::{Format, NotifierSettings, Settings, Webhook};
 use elkservice_notifier::Notifier;
 use elkservice_testkit::{

@@ -8,6 +8,7 @@ mod probes;
 
 use elkservice_core::amqp::AmqpSettings;
 use elkservice_core::config::{LogFormat, LogSettings};
+use elkservice_core::program::Program;
 use elkservice_core::StatusEvent;
 use elkservice_testkit::{
     consume_events, eventually, on_both_engines, Container, Engine, TestVhost,

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use elkservice_core::amqp::{self, AmqpSettings, QueueType};
 use elkservice_core::config::{DatabaseSettings, LogFormat, LogSettings};
+use elkservice_core::program::Program;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{eventually, TestDatabase, TestVhost};
 use elkservice_writer::apply::Counting;
