@@ -21,8 +21,11 @@
 //! BENCH_CLIENTS (1000), BENCH_CHANGES (500 a phase: about 5,000 GETs, so
 //! that a p99 is not one or two slow GETs), BENCH_ROUNDS (3).
 
+mod cpu;
+
+use cpu::{cpu_ms, set_real_time, set_sched_idle, threads_cpu_ms, with_idle_load};
 use elkservice_testkit::bench::{env_num, percentile, rss_kib};
-use elkservice_testkit::{cpu_seconds, eventually, free_port, program, TestDatabase};
+use elkservice_testkit::{eventually, free_port, program, TestDatabase};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -31,16 +34,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "bench-key";
-
-/// CPU time the process has used, user and system, in ms.
-fn cpu_ms(pid: u32) -> f64 {
-    cpu_ms_of(std::path::Path::new(&format!("/proc/{pid}/stat")))
-}
-
-/// CPU time, user and system, in ms, from a `stat` file of /proc.
-fn cpu_ms_of(path: &std::path::Path) -> f64 {
-    cpu_seconds(path).unwrap_or(0.0) * 1e3
-}
 
 /// GETs one after another, a pause of [`GET_PAUSE`] between them, until
 /// `stop`; timed on a thread and runtime of their own: on the bench's runtime
@@ -81,85 +74,11 @@ async fn get_latencies(api: &str, stop: Arc<AtomicBool>) -> Vec<f64> {
         .unwrap()
 }
 
-/// CPU time this process's threads named `name` have used, in ms.
-fn threads_cpu_ms(name: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
-        })
-        .map(|t| cpu_ms_of(&t.path().join("stat")))
-        .sum()
-}
-
-/// Put the calling thread under the scheduling `policy` at `priority`.
-fn set_scheduler(policy: libc::c_int, priority: libc::c_int) -> std::io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
-    // 0: the calling thread.
-    match unsafe { libc::sched_setscheduler(0, policy, &param) } {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
-}
-
-/// Run the calling thread only when nothing else wants the CPU.
-fn set_sched_idle() {
-    set_scheduler(libc::SCHED_IDLE, 0).expect("SCHED_IDLE needs no privilege");
-}
-
-/// Run the calling thread before any other that wants its CPU, where this
-/// process may (root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` of at least 1);
-/// false where it may not. The thread that times the GETs stands for a
-/// client on another machine: at the priority of the api's own threads it
-/// also waits for a CPU that the api holds while it writes to its streams
-/// (`perf sched`: most of the long waits behind those writes were the timing
-/// thread's own), and that wait is the bench's, not the api's.
-fn set_real_time() -> bool {
-    set_scheduler(libc::SCHED_FIFO, 1).is_ok()
-}
-
 /// Set when the GETs could not be timed at real-time priority.
 static TIMED_AT_NORMAL_PRIORITY: AtomicBool = AtomicBool::new(false);
 
 /// The name of the clients' threads, whose CPU time the bench reads.
 const CLIENT_THREAD: &str = "sse-client";
-
-/// Run `run` while two threads at SCHED_IDLE keep the cores busy `duty` of
-/// every millisecond (all of it at 1.0).
-async fn with_idle_load<F: std::future::Future>(duty: f64, run: impl FnOnce() -> F) -> F::Output {
-    const CYCLE: Duration = Duration::from_millis(1);
-    let on = Arc::new(AtomicBool::new(true));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let on = on.clone();
-            std::thread::spawn(move || {
-                set_sched_idle();
-                let busy = CYCLE.mul_f64(duty);
-                let mut cycle = Instant::now();
-                while on.load(Ordering::Relaxed) {
-                    while cycle.elapsed() < busy {
-                        std::hint::spin_loop();
-                    }
-                    if let Some(rest) = CYCLE.checked_sub(cycle.elapsed()) {
-                        std::thread::sleep(rest);
-                    }
-                    cycle = Instant::now();
-                }
-            })
-        })
-        .collect();
-    let output = run().await;
-    on.store(false, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    output
-}
 
 /// Between two timed GETs.
 const GET_PAUSE: Duration = Duration::from_millis(1);
