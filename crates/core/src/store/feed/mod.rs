@@ -396,29 +396,9 @@ pub async fn prune(
 
 #[cfg(test)]
 mod tests {
+    use super::row::tests::{same, service};
     use super::*;
     use chrono::TimeZone;
-
-    fn service(detail: Option<&str>, changed: bool) -> Service {
-        let t = |s: i64, us: u32| Utc.timestamp_opt(s, us * 1000).unwrap();
-        Service {
-            id: 7,
-            name: ServiceName::parse("kibana").unwrap(),
-            status: Status::Down,
-            running: false,
-            failed_count: u32::MAX,
-            detail: detail.map(str::to_owned),
-            status_changed_at: changed.then(|| t(1_795_000_000, 123_456)),
-            last_checked_at: Some(t(1_795_000_001, 1)),
-            created_at: t(1_700_000_000, 0),
-            updated_at: t(1_795_000_002, 999_999),
-            votes: Vec::new(),
-        }
-    }
-
-    fn same(a: &Service, b: &Service) -> bool {
-        serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
-    }
 
     #[test]
     fn a_page_reads_back_as_its_entries_numbered_from_its_first_seq() {

@@ -162,11 +162,12 @@ pub(super) fn load_row(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn service(detail: Option<&str>, changed: bool) -> Service {
+    /// A row with every field set, to the microsecond.
+    pub(in crate::store::feed) fn service(detail: Option<&str>, changed: bool) -> Service {
         let t = |s: i64, us: u32| Utc.timestamp_opt(s, us * 1000).unwrap();
         Service {
             id: 7,
@@ -183,7 +184,7 @@ mod tests {
         }
     }
 
-    fn same(a: &Service, b: &Service) -> bool {
+    pub(in crate::store::feed) fn same(a: &Service, b: &Service) -> bool {
         serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
     }
 
