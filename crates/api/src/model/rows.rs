@@ -12,7 +12,7 @@ use crate::overview::group_of;
 use chrono::{DateTime, Utc};
 use elkservice_core::{Service, Status};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub(super) struct Slot {
     /// The Seq of the change that made this state.
@@ -30,6 +30,11 @@ pub(super) struct Rows {
     pub(super) by_changed: BTreeSet<(Option<DateTime<Utc>>, i64)>,
     /// Rows per status ([`Status::ALL`]'s order) of each group of names.
     pub(super) by_group: HashMap<String, [usize; 5]>,
+    /// How many names start with each prefix a listing asked for: counting
+    /// a prefix's range walks it (2,000 names of 100k for a group's prefix),
+    /// and the same few prefixes are asked for again and again. Emptied
+    /// whenever a name comes or goes.
+    pub(super) prefix_counts: Mutex<HashMap<String, usize>>,
 }
 
 pub(super) fn status_index(status: Status) -> usize {
@@ -84,7 +89,9 @@ impl Rows {
 
     fn index(&mut self, s: &Service) {
         self.by_status[status_index(s.status)].insert(s.id);
-        self.by_name.insert((s.name.as_str().to_owned(), s.id));
+        if self.by_name.insert((s.name.as_str().to_owned(), s.id)) {
+            self.names_changed();
+        }
         self.by_changed.insert((s.status_changed_at, s.id));
         let group = self.by_group.entry(group_of(s.name.as_str()).to_owned());
         group.or_default()[status_index(s.status)] += 1;
@@ -110,12 +117,21 @@ impl Rows {
         if now.is_none_or(|n| n.status != old.status) {
             self.by_status[status_index(old.status)].remove(&id);
         }
-        if now.is_none_or(|n| n.name != old.name) {
-            self.by_name.remove(&(old.name.as_str().to_owned(), id));
-        }
+        let renamed = now.is_none_or(|n| n.name != old.name)
+            && self.by_name.remove(&(old.name.as_str().to_owned(), id));
         if now.is_none_or(|n| n.status_changed_at != old.status_changed_at) {
             self.by_changed.remove(&(old.status_changed_at, id));
         }
+        if renamed {
+            self.names_changed();
+        }
+    }
+
+    fn names_changed(&mut self) {
+        let counts = self.prefix_counts.get_mut();
+        counts
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     pub(super) fn row(&self, id: i64) -> Option<&Arc<Cached>> {
@@ -213,6 +229,40 @@ mod tests {
 
     fn ids(page: &(usize, Vec<Arc<Cached>>)) -> (usize, Vec<i64>) {
         (page.0, page.1.iter().map(|r| r.service.id).collect())
+    }
+
+    #[test]
+    fn a_remembered_prefix_count_follows_names_that_come_and_go() {
+        let mut rows = table();
+        let count = |rows: &Rows| {
+            rows.list(&listing("Name__startswith:renamed-", "Name", "asc", 1, 0))
+                .0
+        };
+        let before = count(&rows);
+        assert!(before > 2, "{before}");
+        put(
+            &mut rows,
+            5000,
+            service(9999, "renamed-new", Status::Normal, None),
+        );
+        assert_eq!(count(&rows), before + 1);
+        let s = rows.row(9999).unwrap().service.clone();
+        let name = ServiceName::parse("other").unwrap();
+        put(&mut rows, 5001, Service { name, ..s });
+        assert_eq!(count(&rows), before);
+        // A status change leaves the names, and the count, as they were.
+        let s = rows.row(2).unwrap().service.clone();
+        put(
+            &mut rows,
+            5002,
+            Service {
+                status: Status::Unknown,
+                ..s
+            },
+        );
+        assert_eq!(count(&rows), before);
+        rows.remove(2);
+        assert_eq!(count(&rows), before - 1);
     }
 
     #[test]

@@ -162,10 +162,33 @@ impl Rows {
                             .sum(),
                     );
                 }
-                Names::of(f).map(|names| self.by_name.range(names.range()).count())
+                Names::of(f).map(|names| self.count_names(&names))
             }
             _ => None,
         }
+    }
+
+    /// How many names `names` takes: a prefix's count is remembered until a
+    /// name comes or goes.
+    fn count_names(&self, names: &Names) -> usize {
+        /// More prefixes than a deployment's groups: past it, start again.
+        const REMEMBERED: usize = 4096;
+        let Names::Prefix(prefix) = names else {
+            return self.by_name.range(names.range()).count();
+        };
+        let mut counts = self
+            .prefix_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(n) = counts.get(*prefix) {
+            return *n;
+        }
+        let n = self.by_name.range(names.range()).count();
+        if counts.len() >= REMEMBERED {
+            counts.clear();
+        }
+        counts.insert(prefix.to_string(), n);
+        n
     }
 
     /// Ids in the listing's order, from the narrowest index that holds it;
