@@ -269,7 +269,8 @@ async fn main() {
     let events = env_usize("BENCH_EVENTS", 100_000);
     let services = env_usize("BENCH_SERVICES", 1_000);
     let bodies = burst(events, services);
-    let defaults = Settings::load(None).expect("the writer's settings").writer;
+    let loaded = Settings::load(None).expect("the writer's settings");
+    let defaults = loaded.writer;
     let writer = WriterSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         auto_register: true,
@@ -282,6 +283,7 @@ async fn main() {
     };
     let settings_of = |vhost: &TestVhost, db: &TestDatabase| Settings {
         writer: writer.clone(),
+        selfcheck: loaded.selfcheck.clone(),
         amqp: AmqpSettings::with_url(&vhost.url),
         database: DatabaseSettings {
             url: db.url.clone(),

@@ -19,12 +19,14 @@
 use crate::apply::{apply_batch, Outcome};
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::selfcheck;
 use crate::settings::{Settings, WriterSettings};
 use anyhow::Context;
 use chrono::Utc;
 use elkservice_core::event::{ERROR_HEADER, ROUTING_KEY_HEADER};
 use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
+use elkservice_core::store;
 use elkservice_core::StatusEvent;
 use elkservice_core::{amqp, db};
 use futures_util::{FutureExt, StreamExt};
@@ -179,7 +181,20 @@ impl Consumer {
         self.metrics.batch_size.observe(batch.len() as f64);
         let mut events = Vec::with_capacity(batch.len());
         let mut event_deliveries = Vec::with_capacity(batch.len());
+        let mut selfchecks = Vec::new();
         for delivery in &batch {
+            let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+            if kind == Some(selfcheck::KIND) {
+                match selfcheck::nonce(&delivery.data) {
+                    Some(nonce) => selfchecks.push(nonce),
+                    None => {
+                        let reason = "a selfcheck whose body is not a nonce";
+                        self.dead_letter(session, delivery, "invalid", reason)
+                            .await?
+                    }
+                }
+                continue;
+            }
             match StatusEvent::decode(&delivery.data) {
                 Ok(event) => {
                     events.push(event);
@@ -226,6 +241,10 @@ impl Consumer {
                     }
                 }
             }
+        }
+        if !selfchecks.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            store::selfcheck::arrived(&mut conn, &selfchecks).await?;
         }
         // Everything in the batch is now committed or dead-lettered: one ack for all.
         let last = batch.last().expect("a batch is never empty").delivery_tag;

@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod health;
 pub mod metrics;
 pub mod quorum;
+pub mod selfcheck;
 pub mod settings;
 pub mod staleness;
 
@@ -93,12 +94,21 @@ impl Program for Writer {
                 self.metrics.clone(),
             ))
         });
+        let selfcheck = (!self.settings.selfcheck.ping_url.is_empty()).then(|| {
+            tokio::spawn(selfcheck::run(
+                self.settings.selfcheck.clone(),
+                self.settings.amqp.clone(),
+                pool.clone(),
+                self.metrics.clone(),
+                shutdown.clone(),
+            ))
+        });
         let consumer = Consumer::new(self.settings, pool.clone(), self.metrics, health);
         consumer.run(shutdown).await;
         // With it goes the writer's own connection, before the pool closes.
         drop(consumer);
         pinger.abort();
-        if let Some(task) = staleness {
+        for task in [staleness, selfcheck].into_iter().flatten() {
             task.abort();
         }
         pool.close().await;

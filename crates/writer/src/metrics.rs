@@ -18,6 +18,8 @@ pub struct Metrics {
     pub broker_connected: IntGauge,
     pub database_connected: IntGauge,
     pub broker_reconnects: IntCounter,
+    pub selfcheck_pings: IntCounter,
+    pub selfcheck_failures: IntCounter,
 }
 
 impl Metrics {
@@ -48,6 +50,16 @@ impl Metrics {
             ),
             db_errors: ops::counter(&r, "db_errors_total", "Failed batch transactions (retried)"),
             broker_reconnects: ops::counter(&r, "broker_reconnects_total", "Broker sessions lost"),
+            selfcheck_pings: ops::counter(
+                &r,
+                "selfcheck_pings_total",
+                "Selfchecks that went through and were pinged",
+            ),
+            selfcheck_failures: ops::counter(
+                &r,
+                "selfcheck_failures_total",
+                "Selfchecks that did not go through in time, or whose ping failed",
+            ),
             broker_connected: ops::gauge(&r, "broker_connected", "1 while consuming"),
             database_connected: ops::gauge(
                 &r,

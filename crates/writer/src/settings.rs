@@ -12,6 +12,7 @@ use std::path::Path;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub writer: WriterSettings,
+    pub selfcheck: SelfcheckSettings,
     pub amqp: AmqpSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
@@ -43,6 +44,19 @@ pub struct WriterSettings {
     pub forget_watcher_secs: u64,
 }
 
+/// The dead man's switch: `ping_url` is fetched every `interval_secs`, but
+/// only when a selfcheck this writer published to the broker was applied in
+/// the database within `deadline_secs`. An outside monitor that expects the
+/// ping pages someone when elkservice itself is broken.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfcheckSettings {
+    /// Where to ping (`http://` or `https://`); empty: no selfcheck.
+    pub ping_url: String,
+    pub interval_secs: u64,
+    pub deadline_secs: u64,
+}
+
 impl WriterSettings {
     /// How this writer counts votes.
     pub fn counting(&self) -> Counting {
@@ -67,6 +81,11 @@ prefetch = 4000
 stale_after_secs = 90
 quorum = "majority"
 forget_watcher_secs = 3600
+
+[selfcheck]
+ping_url = ""
+interval_secs = 60
+deadline_secs = 30
 "#;
 
 impl Settings {
@@ -95,11 +114,67 @@ impl Settings {
                 "writer.forget_watcher_secs may be at most {MAX_STALE_AFTER_SECS} (0 turns it off)"
             )));
         }
+        let c = &s.selfcheck;
+        if !c.ping_url.is_empty() {
+            let url = reqwest::Url::parse(&c.ping_url).map_err(|e| {
+                ConfigError::Message(format!("selfcheck.ping_url {:?}: {e}", c.ping_url))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Message(format!(
+                    "selfcheck.ping_url must be http:// or https://, not {:?}",
+                    c.ping_url
+                )));
+            }
+            if c.interval_secs == 0 || c.deadline_secs == 0 {
+                return Err(ConfigError::Message(
+                    "selfcheck.interval_secs and deadline_secs must be at least 1".into(),
+                ));
+            }
+        }
         if usize::from(s.writer.prefetch) < s.writer.max_batch {
             return Err(ConfigError::Message(
                 "writer.prefetch must be at least writer.max_batch".into(),
             ));
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Settings, ConfigError> {
+        let file = std::env::temp_dir().join(format!(
+            "elkservice-writer-settings-{}-{}.toml",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::write(&file, toml).unwrap();
+        let loaded = Settings::load(Some(&file));
+        std::fs::remove_file(&file).unwrap();
+        loaded
+    }
+
+    #[test]
+    fn a_selfcheck_needs_an_http_url_and_whole_seconds() {
+        let s = load("[selfcheck]\nping_url = \"https://hc.example/ping/1\"\n").unwrap();
+        assert_eq!(
+            (s.selfcheck.interval_secs, s.selfcheck.deadline_secs),
+            (60, 30)
+        );
+        for (toml, says) in [
+            ("ping_url = \"ftp://hc.example/1\"", "http:// or https://"),
+            ("ping_url = \"not a url\"", "selfcheck.ping_url"),
+            (
+                "ping_url = \"http://hc.example/1\"\ninterval_secs = 0",
+                "at least 1",
+            ),
+        ] {
+            let e = load(&format!("[selfcheck]\n{toml}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{toml}: {e}");
+        }
+        // Off, whatever the numbers.
+        assert!(load("[selfcheck]\ninterval_secs = 0\n").is_ok());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`feed`]: the change feed, every change numbered in commit order.
 //! - [`script`]: a transaction's writes and its commit sent as one query
 //!   (the api's PUTs).
+//! - [`selfcheck`]: the writers' dead man's switch, the nonces that arrived.
 //! - [`silences`]: when notifications about services are held back.
 //! - [`unannounced`]: changes made to the table by plain SQL, noted by its
 //!   triggers, until the api records them in the feed.
@@ -22,6 +23,7 @@ pub mod history;
 pub mod notifications;
 pub mod observations;
 pub mod script;
+pub mod selfcheck;
 pub mod services;
 pub mod silences;
 pub mod unannounced;

@@ -8,7 +8,7 @@ use elkservice_core::program::Program;
 use elkservice_core::{ServiceName, Status, StatusEvent};
 use elkservice_testkit::{eventually, TestDatabase, TestVhost};
 use elkservice_writer::apply::Counting;
-use elkservice_writer::settings::{Settings, WriterSettings};
+use elkservice_writer::settings::{SelfcheckSettings, Settings, WriterSettings};
 use elkservice_writer::Writer;
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
@@ -129,6 +129,11 @@ impl Harness {
                 stale_after_secs: 0,
                 quorum: elkservice_writer::quorum::Rule::Majority,
                 forget_watcher_secs: 0,
+            },
+            selfcheck: SelfcheckSettings {
+                ping_url: String::new(),
+                interval_secs: 60,
+                deadline_secs: 30,
             },
             amqp: AmqpSettings {
                 queue_type: self.queue_type,

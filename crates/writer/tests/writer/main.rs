@@ -6,5 +6,6 @@ mod harness;
 mod isolation;
 mod permissions;
 mod rule;
+mod selfcheck;
 mod silence;
 mod votes;

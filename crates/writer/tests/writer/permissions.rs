@@ -3,8 +3,11 @@
 //! cannot consume the writer's queue.
 
 use crate::harness::{event, Harness};
+use crate::selfcheck::Pings;
 use elkservice_core::amqp::{self, AmqpSettings};
 use elkservice_core::Status;
+use elkservice_testkit::eventually;
+use elkservice_writer::settings::SelfcheckSettings;
 use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use std::collections::HashMap;
@@ -60,6 +63,13 @@ async fn the_watcher_and_the_writer_work_as_their_own_broker_users() {
 
     let mut settings = h.settings();
     settings.amqp = AmqpSettings::with_url(&writer.url);
+    // Its selfcheck too: published to the status exchange as the writer.
+    let pings = Pings::start().await;
+    settings.selfcheck = SelfcheckSettings {
+        ping_url: pings.url.clone(),
+        interval_secs: 1,
+        deadline_secs: 5,
+    };
     let w = h.start_writer(settings).await;
 
     // The watcher declares the topology and publishes as itself.
@@ -85,5 +95,9 @@ async fn the_watcher_and_the_writer_work_as_their_own_broker_users() {
         )
         .await;
     assert!(stolen.is_err(), "the watcher consumed the writer's queue");
+    eventually(20, "a selfcheck published as the writer", || async {
+        (pings.count() >= 1).then_some(())
+    })
+    .await;
     w.stop().await;
 }
