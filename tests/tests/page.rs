@@ -387,3 +387,106 @@ async fn the_status_page_shows_every_service_however_many() {
     .unwrap();
     page.close().await.unwrap();
 }
+
+/// Several watchers, as the writer records their votes: the page says how
+/// many agree on each service, who says otherwise and who has gone silent,
+/// and names a watcher that is silent on every service.
+#[tokio::test]
+async fn the_status_page_shows_watchers_that_disagree_and_one_gone_silent() {
+    let api = Api::start().await;
+    let mut conn = api.db.connect().await;
+    sqlx::query(
+        "INSERT INTO elkservice (id, name, status, running, detail) VALUES \
+         (1, 'es-data-1', 'normal', TRUE, 'green (normal: 2 of 3 watchers)'), \
+         (2, 'kibana', 'normal', TRUE, 'available (normal: 2 of 3 watchers)')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let hour_ago = now_ns - 3_600_000_000_000;
+    sqlx::query(
+        "INSERT INTO elkservice_vote (service_id, watcher, status, running, detail, observed_ns, fresh) VALUES \
+         (1, 'vp-a', 'normal', TRUE, 'green', ?, TRUE), \
+         (1, 'vp-b', 'normal', TRUE, 'green', ?, TRUE), \
+         (1, 'vp-c', 'down', FALSE, 'connection refused', ?, TRUE), \
+         (2, 'vp-a', 'normal', TRUE, 'available', ?, TRUE), \
+         (2, 'vp-b', 'normal', TRUE, 'available', ?, TRUE), \
+         (2, 'vp-d', 'normal', TRUE, 'available', ?, FALSE)",
+    )
+    .bind(now_ns)
+    .bind(now_ns)
+    .bind(now_ns)
+    .bind(now_ns)
+    .bind(now_ns)
+    .bind(hour_ago)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    eventually(30, "the api to have both rows with their votes", || async {
+        let o =
+            elkservice_testkit::get_json(&client, &format!("{}/status/overview", api.url)).await?;
+        let voted = o["Services"]
+            .as_array()?
+            .iter()
+            .all(|s| s["Votes"].as_array().is_some_and(|v| v.len() == 3));
+        (o["Total"] == 2 && voted).then_some(())
+    })
+    .await;
+
+    let (_driver, page) = browser().await;
+    page.goto(&format!("{}/status/", api.url)).await.unwrap();
+    eventually(20, "the cards", || async {
+        (names_shown(&page).await.len() == 2).then_some(())
+    })
+    .await;
+    let votes_of = |service: &'static str| {
+        let page = page.clone();
+        async move {
+            page.find(Locator::Css(&format!(
+                "[data-service=\"{service}\"] .votes"
+            )))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+        }
+    };
+    let es = votes_of("es-data-1").await.unwrap();
+    assert!(
+        es.contains("2 of 3 watchers agree") && es.contains("vp-c: down (connection refused)"),
+        "{es}"
+    );
+    assert_eq!(
+        service_attr(&page, "es-data-1", "data-disagree")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    let kibana = votes_of("kibana").await.unwrap();
+    assert!(
+        kibana.contains("2 of 3 watchers agree") && kibana.contains("vp-d: silent since"),
+        "{kibana}"
+    );
+    assert_eq!(
+        service_attr(&page, "kibana", "data-disagree")
+            .await
+            .as_deref(),
+        Some("false"),
+        "a silent watcher abstains: it does not disagree"
+    );
+    let watchers = text_of(&page, "watchers").await.unwrap();
+    assert!(
+        watchers.contains("1 of 4 watchers silent") && watchers.contains("vp-d (last heard"),
+        "{watchers}"
+    );
+    let shot = page.screenshot().await.unwrap();
+    std::fs::write(
+        std::env::temp_dir().join("elkservice-status-watchers.png"),
+        shot,
+    )
+    .unwrap();
+    page.close().await.unwrap();
+}

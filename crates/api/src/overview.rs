@@ -3,6 +3,7 @@
 //! first. Pure; `routes::overview` reads the rows (from the read model or the
 //! database) and the page's last day of transitions.
 
+use crate::routes::watchers::WatcherBody;
 use crate::uptime::Segment;
 use elkservice_core::{Service, Status};
 use serde::Serialize;
@@ -99,6 +100,9 @@ pub struct Overview {
     pub matched: usize,
     /// Those, problems first then by name, after `offset`, at most `limit`.
     pub services: Vec<Card>,
+    /// Every watcher with a vote, as `GET /watchers` lists them: the page
+    /// shows one that has gone silent.
+    pub watchers: Vec<WatcherBody>,
 }
 
 /// Which services the page asks for.
@@ -193,6 +197,7 @@ pub fn compute<'a>(rows: impl Iterator<Item = &'a Service>, ask: &Ask) -> Overvi
         groups,
         matched: matched.len(),
         services,
+        watchers: Vec::new(),
     }
 }
 

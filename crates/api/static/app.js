@@ -30,6 +30,9 @@ let loading = null; // the AbortController of the load in progress
 const grid = document.getElementById("services");
 const filter = document.getElementById("filter");
 const more = document.getElementById("more");
+const watcherLine = document.getElementById("watchers");
+// A vote of one of these takes a side; `unknown` and `starting` abstain.
+const SIDES = new Set(["normal", "degraded", "down"]);
 let group = new URLSearchParams(location.search).get("group") || "";
 filter.value = new URLSearchParams(location.search).get("q") || "";
 
@@ -133,7 +136,44 @@ function render(entry) {
     detail.title = row.Detail;
     card.append(detail);
   }
+  const votes = voteLines(row);
+  card.dataset.disagree = String(votes.disagree);
+  if (votes.line) card.append(votes.line);
   card.append(bar, axis);
+}
+
+// With several watchers: how many agree with the row, who says otherwise,
+// and who has gone silent (a silent watcher's vote no longer counts).
+function voteLines(row) {
+  const votes = row.Votes || [];
+  if (votes.length < 2) return { disagree: false, line: null };
+  const agree = votes.filter((v) => v.Fresh && v.Status === row.Status).length;
+  const others = votes.filter((v) => !v.Fresh || v.Status !== row.Status);
+  const disagree = others.some((v) => v.Fresh && SIDES.has(v.Status));
+  const line = el("div", "votes");
+  line.append(el("b", "", `${agree} of ${votes.length} watchers agree`));
+  for (const v of others) {
+    const said = v.Fresh ? `${v.Status}${v.Detail ? ` (${v.Detail})` : ""}` : `silent since ${ago(v.ObservedAt)}`;
+    const part = el("span", v.Fresh ? "dissent" : "silent", `${v.Watcher}: ${said}`);
+    part.title = `${v.Watcher} last observed it ${new Date(v.ObservedAt).toLocaleString()}`;
+    line.append(part);
+  }
+  return { disagree, line };
+}
+
+// The watchers, when one has gone silent: its services are decided by the
+// others, or turn unknown when too few are left.
+function showWatchers(watchers) {
+  const silent = (watchers || []).filter((w) => !w.Fresh);
+  watcherLine.hidden = silent.length === 0;
+  watcherLine.replaceChildren();
+  if (!silent.length) return;
+  watcherLine.append(el("b", "", `${silent.length} of ${watchers.length} watchers silent:`));
+  for (const w of silent) {
+    const part = el("span", "silent", `${w.Id} (last heard ${ago(w.LastSeenAt)}, ${w.Services} service${w.Services === 1 ? "" : "s"})`);
+    part.dataset.watcher = w.Id;
+    watcherLine.append(part);
+  }
 }
 
 function byConcern(a, b) {
@@ -261,7 +301,8 @@ function apply(change) {
         if (open) open.to = Math.max(open.from, at);
         entry.segments.push({ status: row.Status, from: at, to: null });
       }
-      entry.row = row;
+      // A feed entry does not carry the votes: the card keeps those it had.
+      entry.row = { ...row, Votes: row.Votes || entry.row.Votes };
       render(entry);
     } else if (PROBLEMS.has(row.Status) && keeps(row)) {
       // A problem beyond the page: shown, as problems come first.
@@ -313,6 +354,7 @@ async function load() {
   counts = o.Counts;
   groups = new Map(o.Groups.map((g) => [g.Name, { total: g.Total, counts: g.Counts }]));
   matched = o.Matched;
+  showWatchers(o.Watchers);
   shown.clear();
   grid.replaceChildren();
   for (const card of o.Services) {
@@ -378,22 +420,26 @@ filter.addEventListener("input", () => {
 });
 more.addEventListener("click", () => loadMore().catch(() => {}));
 
-// A confirmation moves LastCheckedAt without a feed entry: read the check
-// times of the shown services again (the newer of the two wins over an entry
-// that came meanwhile).
+// A confirmation moves LastCheckedAt, and the watchers' votes, without a
+// feed entry: read them again for the shown services (the newer check time
+// wins over an entry that came meanwhile), and the watchers.
 async function refreshChecks() {
   const ids = [...shown.keys()];
   for (let i = 0; i < ids.length; i += 200) {
     const query = `Id__in:${ids.slice(i, i + 200).join("|")}`;
-    const res = await fetch(`/elkservice?limit=0&fields=Id,LastCheckedAt&query=${encodeURIComponent(query)}`);
+    const res = await fetch(`/elkservice?limit=0&query=${encodeURIComponent(query)}`);
     if (!res.ok) return;
-    for (const { Id, LastCheckedAt } of await res.json()) {
+    for (const { Id, LastCheckedAt, Votes } of await res.json()) {
       const entry = shown.get(Id);
-      if (entry && LastCheckedAt && !(Date.parse(entry.row.LastCheckedAt) >= Date.parse(LastCheckedAt))) {
+      if (!entry) continue;
+      if (LastCheckedAt && !(Date.parse(entry.row.LastCheckedAt) >= Date.parse(LastCheckedAt))) {
         entry.row.LastCheckedAt = LastCheckedAt;
       }
+      entry.row.Votes = Votes;
     }
   }
+  const res = await fetch("/watchers");
+  if (res.ok) showWatchers(await res.json());
 }
 
 // "Changed … ago", the check times, the timelines and the 24 h figures move

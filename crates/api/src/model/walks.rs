@@ -306,6 +306,7 @@ impl Rows {
             groups: overview::rank(groups),
             matched: self.len(),
             services,
+            watchers: Vec::new(),
         }
     }
 

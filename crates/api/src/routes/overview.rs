@@ -3,6 +3,7 @@
 //! in one request however many services there are.
 
 use super::services::from_model;
+use super::watchers;
 use crate::auth::ReadAccess;
 use crate::error::{ApiError, ErrorBody};
 use crate::listing::page;
@@ -83,6 +84,7 @@ pub async fn overview(
             (seq, overview::compute(all.iter(), &ask))
         }
     };
+    overview.watchers = watchers::all(&mut conn).await?;
     let to = Utc::now();
     let from = to - Duration::hours(24);
     let ids: Vec<i64> = overview.services.iter().map(|c| c.service.id).collect();

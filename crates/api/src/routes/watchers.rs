@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A watcher, as its votes show it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct WatcherBody {
     /// Its `watcher.id`.
@@ -35,17 +35,21 @@ pub struct WatcherBody {
     ))]
 pub async fn list(_: ReadAccess, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let all = votes::watchers(&mut conn).await?;
-    Ok(HttpResponse::Ok().json(
-        all.into_iter()
-            .map(|w| WatcherBody {
-                id: w.id,
-                last_seen_at: w.last_seen_at,
-                services: w.services,
-                fresh: w.fresh,
-            })
-            .collect::<Vec<_>>(),
-    ))
+    Ok(HttpResponse::Ok().json(all(&mut conn).await?))
+}
+
+/// Every watcher that has a vote, by Id.
+pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<WatcherBody>, sqlx::Error> {
+    let all = votes::watchers(conn).await?;
+    Ok(all
+        .into_iter()
+        .map(|w| WatcherBody {
+            id: w.id,
+            last_seen_at: w.last_seen_at,
+            services: w.services,
+            fresh: w.fresh,
+        })
+        .collect())
 }
 
 /// Forget a watcher now: its votes are deleted, so it leaves the quorum of
