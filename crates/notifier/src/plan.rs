@@ -329,6 +329,7 @@ mod tests {
             degraded,
             flap_max_changes: 0,
             flap_window_secs: 600,
+            secret: None,
         }
     }
 

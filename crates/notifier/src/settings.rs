@@ -56,6 +56,10 @@ pub struct Webhook {
     pub flap_max_changes: u32,
     #[serde(default = "flap_window_secs")]
     pub flap_window_secs: u32,
+    /// Sign every delivery per the Standard Webhooks spec: `whsec_` and the
+    /// base64 of 24 to 64 random bytes, shared with the receiver.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 fn flap_max_changes() -> u32 {
@@ -133,6 +137,16 @@ impl Settings {
                     "notifier.webhooks[{i}].url {:?} must be http:// or https://",
                     w.url
                 ));
+            }
+            if let Some(secret) = &w.secret {
+                // The base64 of 24 bytes is 32 characters.
+                let key = secret.strip_prefix("whsec_").unwrap_or(secret);
+                if key.len() < 32 || standardwebhooks::Webhook::new(secret).is_err() {
+                    return Err(format!(
+                        "notifier.webhooks[{i}].secret must be whsec_ and the base64 of 24 to 64 \
+                         random bytes (e.g. `echo whsec_$(head -c 32 /dev/urandom | base64)`)"
+                    ));
+                }
             }
             if !ids.insert(w.id()) {
                 return Err(format!("notifier.webhooks[{i}]: {} is listed twice", w.url));

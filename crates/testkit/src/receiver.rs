@@ -1,10 +1,13 @@
 //! A webhook receiver for the notifier's tests.
 
-/// What a receiver got: the Idempotency-Key, the body, and when.
+/// What a receiver got: the Idempotency-Key, the body (parsed, and as sent),
+/// the headers, and when.
 #[derive(Debug, Clone)]
 pub struct Got {
     pub key: String,
     pub body: serde_json::Value,
+    pub raw: Vec<u8>,
+    pub headers: actix_web::http::header::HeaderMap,
     pub at: std::time::Instant,
 }
 
@@ -44,7 +47,7 @@ impl Receiver {
             let (store, fail) = (store.clone(), fail.clone());
             App::new().route(
                 "/hook",
-                web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
+                web::post().to(move |req: HttpRequest, raw: web::Bytes| {
                     let (store, fail) = (store.clone(), fail.clone());
                     async move {
                         if Instant::now() < until
@@ -56,6 +59,9 @@ impl Receiver {
                         {
                             return HttpResponse::InternalServerError().finish();
                         }
+                        let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
+                            return HttpResponse::BadRequest().finish();
+                        };
                         let key = req
                             .headers()
                             .get("Idempotency-Key")
@@ -64,7 +70,9 @@ impl Receiver {
                             .to_owned();
                         store.lock().unwrap().push(Got {
                             key,
-                            body: body.into_inner(),
+                            body,
+                            raw: raw.to_vec(),
+                            headers: req.headers().clone(),
                             at: Instant::now(),
                         });
                         HttpResponse::Ok().finish()

@@ -38,6 +38,7 @@ impl AsWebhook for Receiver {
             // except the one about flapping.
             flap_max_changes: 0,
             flap_window_secs: 600,
+            secret: None,
         }
     }
 }
@@ -237,6 +238,54 @@ async fn a_problem_and_its_end_reach_the_receiver_once_each() {
     let again = h.set(id, "es", "normal").await;
     h.planned_through(again).await;
     assert_eq!(receiver.got().len(), 2);
+}
+
+/// A receiver that holds the webhook's secret verifies every delivery with
+/// the Standard Webhooks library, a retry included; with another secret, or
+/// a body changed on the way, it refuses it.
+#[tokio::test]
+async fn a_signed_delivery_verifies_with_the_standard_webhooks_library() {
+    const SECRET: &str = "whsec_ZWxrc2VydmljZS10ZXN0LXNlY3JldC0yNA==";
+    const OTHER: &str = "whsec_c29tZW9uZS1lbHNlLWVudGlyZWx5LXh5eg==";
+    let h = Harness::new().await;
+    // The first attempt fails: the one that arrives is a retry.
+    let receiver = Receiver::start(1);
+    let webhook = Webhook {
+        secret: Some(SECRET.into()),
+        ..receiver.webhook(0)
+    };
+    let _stop = h.start(vec![webhook]).await;
+    let id = h.create("es").await;
+    h.set(id, "es", "down").await;
+    let got = eventually(20, "the signed notification", || async {
+        receiver.got().into_iter().next()
+    })
+    .await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in got.headers.iter() {
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap(),
+            reqwest::header::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+        );
+    }
+    let verify = |secret: &str, body: &[u8]| {
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(body, &headers)
+    };
+    verify(SECRET, &got.raw).expect("a delivery signed with the secret verifies");
+    assert_eq!(
+        headers["webhook-id"].to_str().unwrap(),
+        got.key,
+        "the message id is the notification's key, the same on a retry"
+    );
+    assert!(
+        verify(OTHER, &got.raw).is_err(),
+        "verified with another secret"
+    );
+    let mut changed = got.raw.clone();
+    changed.extend_from_slice(b" ");
+    assert!(verify(SECRET, &changed).is_err(), "verified a changed body");
 }
 
 #[tokio::test]
@@ -507,6 +556,10 @@ fn a_bad_webhook_is_one_clear_line_and_exit_2() {
         (
             "[[notifier.webhooks]]\nurl = \"http://x\"\nformat = \"xml\"\n",
             r#"must be "json" or "slack", got "xml""#,
+        ),
+        (
+            "[[notifier.webhooks]]\nurl = \"http://x\"\nsecret = \"whsec_short\"\n",
+            "notifier.webhooks[0].secret must be whsec_",
         ),
         // A section the notifier does not have.
         ("[notifer]\npoll_ms = 50\n", "unknown field `notifer`"),
