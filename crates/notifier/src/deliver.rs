@@ -172,7 +172,7 @@ fn backoff(settings: &NotifierSettings, attempts: i32) -> Duration {
 
 async fn send(client: &reqwest::Client, webhook: &Webhook, q: &Queued) -> Result<(), String> {
     let mut request = client
-        .post(&webhook.url)
+        .post(webhook.delivery_url())
         .header("Idempotency-Key", &q.key)
         .header("Content-Type", "application/json");
     if let Some(secret) = &webhook.secret {

@@ -16,6 +16,7 @@
 //! own, makes one of them the one that plans and delivers; the others wait to
 //! take over.
 
+pub mod channels;
 pub mod deliver;
 pub mod metrics;
 pub mod plan;

@@ -16,7 +16,8 @@
 //!   then nothing until it has been stable for the window ([`wake`]), then one
 //!   `stable` notification with its status then.
 
-use crate::settings::{Format, Webhook};
+use crate::channels::{self, Message};
+use crate::settings::Webhook;
 use chrono::{DateTime, Duration, Utc};
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::store::notifications::{Kind, NewNotification};
@@ -283,17 +284,16 @@ fn notification(
     due: DateTime<Utc>,
     summary: String,
 ) -> NewNotification {
-    let body = match webhook.format {
-        // The feed entry as the api serves it, with what to tell a person.
-        Format::Json => {
-            let mut entry = serde_json::to_value(change).expect("an entry serialises");
-            entry["Notification"] = kind.as_str().into();
-            entry["Summary"] = summary.into();
-            entry
-        }
-        // Slack's incoming webhooks take a text.
-        Format::Slack => serde_json::json!({ "text": summary }),
-    };
+    let body = channels::body(
+        webhook,
+        &Message {
+            change,
+            key,
+            kind,
+            problem_key: problem_key.as_deref(),
+            summary: &summary,
+        },
+    );
     NewNotification {
         webhook: webhook.id(),
         key: key.to_owned(),
@@ -318,6 +318,7 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Format;
     use elkservice_core::{Service, ServiceName};
 
     fn webhook(min_down_secs: u32, degraded: bool) -> Webhook {
@@ -330,6 +331,7 @@ mod tests {
             flap_max_changes: 0,
             flap_window_secs: 600,
             secret: None,
+            routing_key: None,
         }
     }
 

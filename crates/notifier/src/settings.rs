@@ -60,6 +60,10 @@ pub struct Webhook {
     /// base64 of 24 to 64 random bytes, shared with the receiver.
     #[serde(default)]
     pub secret: Option<String>,
+    /// `format = "pagerduty"`: the integration key of the PagerDuty service
+    /// the events go to.
+    #[serde(default)]
+    pub routing_key: Option<String>,
 }
 
 fn flap_max_changes() -> u32 {
@@ -81,9 +85,31 @@ impl Webhook {
         let digest = Sha256::digest(self.url.as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// Where deliveries are POSTed: the URL, except for ntfy, whose JSON
+    /// publishing goes to the server's root (the topic is in the body).
+    pub fn delivery_url(&self) -> String {
+        let ntfy = self.format == Format::Ntfy;
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut url) if ntfy => {
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.pop().push("");
+                }
+                url.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+
+    /// ntfy's topic: the URL's last path segment (`https://ntfy.sh/alerts`).
+    pub fn ntfy_topic(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.url).ok()?;
+        let topic = url.path_segments()?.next_back()?;
+        (!topic.is_empty()).then(|| topic.to_owned())
+    }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(try_from = "String")]
 pub enum Format {
     /// The feed entry, with `Notification` (its kind) and `Summary`.
@@ -91,13 +117,31 @@ pub enum Format {
     Json,
     /// Slack's incoming-webhook body: `{"text": …}`.
     Slack,
+    /// A Discord webhook's message: `{"content": …}`.
+    Discord,
+    /// A Microsoft Teams workflow's message, with an Adaptive Card.
+    Teams,
+    /// ntfy's JSON publishing: `{"topic", "title", "message", "priority", "tags"}`.
+    Ntfy,
+    /// PagerDuty's Events API v2, with the webhook's `routing_key`.
+    Pagerduty,
 }
 
 impl TryFrom<String> for Format {
     type Error = String;
 
     fn try_from(word: String) -> Result<Self, String> {
-        config::one_of(&[("json", Format::Json), ("slack", Format::Slack)], &word)
+        config::one_of(
+            &[
+                ("json", Format::Json),
+                ("slack", Format::Slack),
+                ("discord", Format::Discord),
+                ("teams", Format::Teams),
+                ("ntfy", Format::Ntfy),
+                ("pagerduty", Format::Pagerduty),
+            ],
+            &word,
+        )
     }
 }
 
@@ -137,6 +181,22 @@ impl Settings {
                     "notifier.webhooks[{i}].url {:?} must be http:// or https://",
                     w.url
                 ));
+            }
+            match w.format {
+                Format::Pagerduty if w.routing_key.as_deref().is_none_or(str::is_empty) => {
+                    return Err(format!(
+                        "notifier.webhooks[{i}]: format \"pagerduty\" needs routing_key (the \
+                         integration key of the PagerDuty service)"
+                    ));
+                }
+                Format::Ntfy if w.ntfy_topic().is_none() => {
+                    return Err(format!(
+                        "notifier.webhooks[{i}].url {:?} must name the ntfy topic \
+                         (https://ntfy.sh/<topic>)",
+                        w.url
+                    ));
+                }
+                _ => {}
             }
             if let Some(secret) = &w.secret {
                 // The base64 of 24 bytes is 32 characters.

@@ -8,11 +8,14 @@ pub struct Got {
     pub body: serde_json::Value,
     pub raw: Vec<u8>,
     pub headers: actix_web::http::header::HeaderMap,
+    /// The path it was POSTed to.
+    pub path: String,
     pub at: std::time::Instant,
 }
 
 /// A webhook receiver on a port of its own (in the test's runtime) that
-/// records what it gets and answers 500 to its first `failures` requests.
+/// records what it gets, at `url` or any other path, and answers 500 to its
+/// first `failures` requests.
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
@@ -46,7 +49,7 @@ impl Receiver {
         let server = HttpServer::new(move || {
             let (store, fail) = (store.clone(), fail.clone());
             App::new().route(
-                "/hook",
+                "/{path:.*}",
                 web::post().to(move |req: HttpRequest, raw: web::Bytes| {
                     let (store, fail) = (store.clone(), fail.clone());
                     async move {
@@ -73,6 +76,7 @@ impl Receiver {
                             body,
                             raw: raw.to_vec(),
                             headers: req.headers().clone(),
+                            path: req.path().to_owned(),
                             at: Instant::now(),
                         });
                         HttpResponse::Ok().finish()

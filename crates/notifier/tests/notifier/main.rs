@@ -39,6 +39,7 @@ impl AsWebhook for Receiver {
             flap_max_changes: 0,
             flap_window_secs: 600,
             secret: None,
+            routing_key: None,
         }
     }
 }
@@ -286,6 +287,91 @@ async fn a_signed_delivery_verifies_with_the_standard_webhooks_library() {
     let mut changed = got.raw.clone();
     changed.extend_from_slice(b" ");
     assert!(verify(SECRET, &changed).is_err(), "verified a changed body");
+}
+
+/// Each channel's receiver gets the body its service documents, for the
+/// problem and for its end.
+#[tokio::test]
+async fn discord_teams_ntfy_and_pagerduty_get_their_own_bodies() {
+    let h = Harness::new().await;
+    let receivers: Vec<(Format, Receiver)> = [
+        Format::Discord,
+        Format::Teams,
+        Format::Ntfy,
+        Format::Pagerduty,
+    ]
+    .into_iter()
+    .map(|f| (f, Receiver::start(0)))
+    .collect();
+    let webhooks = receivers
+        .iter()
+        .map(|(format, r)| Webhook {
+            format: *format,
+            routing_key: Some("R0UT1NGKEY".into()),
+            ..r.webhook(0)
+        })
+        .collect();
+    let _stop = h.start(webhooks).await;
+    let id = h.create("es").await;
+    let down = h.set(id, "es", "down").await;
+    h.set(id, "es", "normal").await;
+    let got: HashMap<Format, Vec<Got>> = eventually(20, "two deliveries to each", || async {
+        let got: HashMap<_, _> = receivers.iter().map(|(f, r)| (*f, r.got())).collect();
+        got.values().all(|g| g.len() == 2).then_some(got)
+    })
+    .await;
+    let bodies = |f: Format| {
+        got[&f]
+            .iter()
+            .map(|g| g.body.clone())
+            .collect::<Vec<Value>>()
+    };
+
+    let discord = bodies(Format::Discord);
+    assert!(
+        discord[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("es is down"),
+        "{discord:?}"
+    );
+    assert!(discord[1]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("es is normal again"));
+    assert_eq!(discord[0]["allowed_mentions"]["parse"], json!([]));
+
+    let teams = bodies(Format::Teams);
+    let card = &teams[0]["attachments"][0];
+    assert_eq!(
+        (&teams[0]["type"], &card["contentType"]),
+        (
+            &json!("message"),
+            &json!("application/vnd.microsoft.card.adaptive")
+        )
+    );
+    assert_eq!(card["content"]["body"][0]["text"], "es down");
+
+    let ntfy = &got[&Format::Ntfy];
+    assert_eq!(
+        ntfy[0].path, "/",
+        "ntfy's JSON publishing goes to the server's root"
+    );
+    assert_eq!(
+        (&ntfy[0].body["topic"], &ntfy[0].body["priority"]),
+        (&json!("hook"), &json!(5))
+    );
+    assert_eq!(ntfy[1].body["tags"], json!(["white_check_mark"]));
+
+    let pd = bodies(Format::Pagerduty);
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["routing_key"], "R0UT1NGKEY");
+    assert_eq!(pd[0]["payload"]["severity"], "critical");
+    assert_eq!(pd[0]["dedup_key"], format!("elkservice-es-{down}"));
+    assert_eq!(
+        pd[1],
+        json!({"routing_key": "R0UT1NGKEY", "event_action": "resolve", "dedup_key": format!("elkservice-es-{down}")})
+    );
 }
 
 #[tokio::test]
@@ -555,11 +641,15 @@ fn a_bad_webhook_is_one_clear_line_and_exit_2() {
         ),
         (
             "[[notifier.webhooks]]\nurl = \"http://x\"\nformat = \"xml\"\n",
-            r#"must be "json" or "slack", got "xml""#,
+            r#"got "xml""#,
         ),
         (
             "[[notifier.webhooks]]\nurl = \"http://x\"\nsecret = \"whsec_short\"\n",
             "notifier.webhooks[0].secret must be whsec_",
+        ),
+        (
+            "[[notifier.webhooks]]\nurl = \"https://events.pagerduty.com/v2/enqueue\"\nformat = \"pagerduty\"\n",
+            "needs routing_key",
         ),
         // A section the notifier does not have.
         ("[notifer]\npoll_ms = 50\n", "unknown field `notifer`"),
