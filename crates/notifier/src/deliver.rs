@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use crate::settings::{NotifierSettings, Webhook};
 use chrono::{Duration, Utc};
 use elkservice_core::glob::Glob;
-use elkservice_core::store::notifications::{self, Queued, State};
+use elkservice_core::store::notifications::{self, Attempt, Queued, State};
 use elkservice_core::store::silences;
 use sqlx::MySqlPool;
 use std::collections::{HashMap, HashSet};
@@ -107,8 +107,8 @@ impl Deliverer {
             );
             self.tasks.spawn(async move {
                 let id = q.id;
-                let result = send(&client, &webhooks[&q.webhook], &q).await;
-                if let Err(e) = settle(&pool, &settings, &metrics, &q, result).await {
+                let attempt = send(&client, &webhooks[&q.webhook], &q).await;
+                if let Err(e) = settle(&pool, &settings, &metrics, &q, attempt).await {
                     // Still pending: the next round sends it again, same key.
                     tracing::warn!(error = %e, key = %q.key, "could not record a delivery");
                 }
@@ -119,16 +119,21 @@ impl Deliverer {
     }
 }
 
-/// Record how a delivery went.
+/// Record how a delivery went: the attempt, and the notification's state.
 async fn settle(
     pool: &MySqlPool,
     settings: &NotifierSettings,
     metrics: &Metrics,
     q: &Queued,
-    result: Result<(), String>,
+    attempt: Attempt,
 ) -> Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.begin().await?;
+    notifications::attempted(&mut conn, q.id, &attempt).await?;
     let attempts = q.attempts + 1;
+    let result = match attempt.error {
+        None => Ok(()),
+        Some(e) => Err(e),
+    };
     match result {
         Ok(()) => {
             notifications::settle(&mut conn, q.id, State::Sent, attempts, q.due_at, None).await?;
@@ -149,7 +154,7 @@ async fn settle(
             metrics.deliveries.with_label_values(&["retried"]).inc();
         }
     }
-    Ok(())
+    conn.commit().await
 }
 
 async fn skip(
@@ -170,7 +175,31 @@ fn backoff(settings: &NotifierSettings, attempts: i32) -> Duration {
     Duration::milliseconds(ms.min(settings.retry_max_secs as f64 * 1000.0) as i64)
 }
 
-async fn send(client: &reqwest::Client, webhook: &Webhook, q: &Queued) -> Result<(), String> {
+/// One attempt at delivering `q`, and how it went.
+async fn send(client: &reqwest::Client, webhook: &Webhook, q: &Queued) -> Attempt {
+    let at = Utc::now();
+    let started = std::time::Instant::now();
+    let (status_code, error) = match post(client, webhook, q).await {
+        Ok(res) if res.status().is_success() => (Some(res.status().as_u16()), None),
+        Ok(res) => (
+            Some(res.status().as_u16()),
+            Some(format!("HTTP {}", res.status().as_u16())),
+        ),
+        Err(e) => (None, Some(e)),
+    };
+    Attempt {
+        at,
+        status_code: status_code.map(|c| c as i16),
+        latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+        error,
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    q: &Queued,
+) -> Result<reqwest::Response, String> {
     let mut request = client
         .post(webhook.delivery_url())
         .header("Idempotency-Key", &q.key)
@@ -188,12 +217,11 @@ async fn send(client: &reqwest::Client, webhook: &Webhook, q: &Queued) -> Result
             .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, at.to_string())
             .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature);
     }
-    let result = request.body(q.body.clone()).send().await;
-    match result {
-        Ok(res) if res.status().is_success() => Ok(()),
-        Ok(res) => Err(format!("HTTP {}", res.status().as_u16())),
-        Err(e) => Err(e.to_string()),
-    }
+    request
+        .body(q.body.clone())
+        .send()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/silences/{Id}", "DELETE").route(web::delete().to(silences::delete)))
     .service(resource("/notifications", "GET").route(web::get().to(notifications::list)))
+    .service(resource("/notifications/{Id}", "GET").route(web::get().to(notifications::get)))
+    .service(
+        resource("/notifications/{Id}/retry", "POST").route(web::post().to(notifications::retry)),
+    )
     .service(resource("/watchers", "GET").route(web::get().to(watchers::list)))
     .service(resource("/watchers/{Id}", "DELETE").route(web::delete().to(watchers::delete)));
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))

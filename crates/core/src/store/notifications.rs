@@ -305,3 +305,97 @@ pub async fn list(
     .fetch_all(conn)
     .await
 }
+
+/// One attempt to deliver a notification.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// What the receiver answered; none when it could not be reached.
+    pub status_code: Option<i16>,
+    pub latency_ms: i32,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// Record an attempt at delivering the notification `id`.
+pub async fn attempted(
+    conn: &mut MySqlConnection,
+    id: i64,
+    attempt: &Attempt,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO elkservice_notification_attempt \
+         (notification_id, at, status_code, latency_ms, error) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(attempt.at)
+    .bind(attempt.status_code)
+    .bind(attempt.latency_ms)
+    .bind(
+        attempt
+            .error
+            .as_deref()
+            .map(|e| e.chars().take(1024).collect::<String>()),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One notification, with its attempts in order.
+pub async fn get(
+    conn: &mut MySqlConnection,
+    id: i64,
+) -> Result<Option<(Notification, Vec<Attempt>)>, sqlx::Error> {
+    let found: Option<Notification> = sqlx::query_as(
+        "SELECT id, webhook, idempotency_key, service_name, kind, state, attempts, last_error, \
+         due_at, created_at, updated_at FROM elkservice_notification WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(notification) = found else {
+        return Ok(None);
+    };
+    let attempts = sqlx::query_as(
+        "SELECT at, status_code, latency_ms, error FROM elkservice_notification_attempt \
+         WHERE notification_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(Some((notification, attempts)))
+}
+
+/// What asking to send a notification again did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Pending again, due now, with a fresh budget of attempts.
+    Queued,
+    NotFound,
+    /// Pending already, or withdrawn on purpose (`cancelled`): the state.
+    Refused(String),
+}
+
+/// Send the notification `id` again, under its key: one that failed, was
+/// skipped, or was sent and should be sent once more.
+pub async fn retry(conn: &mut MySqlConnection, id: i64) -> Result<Retry, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE elkservice_notification SET state = 'pending', attempts = 0, due_at = NOW(6) \
+         WHERE id = ? AND state IN ('failed', 'skipped', 'sent')",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(Retry::Queued);
+    }
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM elkservice_notification WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(state.map_or(Retry::NotFound, Retry::Refused))
+}

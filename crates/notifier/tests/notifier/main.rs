@@ -512,6 +512,79 @@ async fn a_delivery_that_keeps_failing_is_recorded_failed_and_listed_by_the_api(
 /// Two notifier processes; the one that delivers is killed with SIGKILL in
 /// the middle of 1,000 changes across 100 services. Every notification
 /// arrives (by its Idempotency-Key), in order per service.
+/// The receipts of a failed delivery through the api, then a retry through
+/// the api that arrives under the notification's own key.
+#[tokio::test]
+async fn a_failed_notification_retried_through_the_api_arrives_under_its_key() {
+    let h = Harness::new().await;
+    // Down for the first three attempts: as many as the notifier makes.
+    let receiver = Receiver::start(3);
+    let mut settings = h.settings(vec![receiver.webhook(0)]);
+    settings.notifier.max_attempts = 3;
+    let _stop = h.start_with(settings).await;
+    let id = h.create("kibana").await;
+    let down = h.set(id, "kibana", "down").await;
+    let failed = eventually(30, "the notification to fail", || async {
+        let list = get_json(&h.http, &format!("{}/notifications?status=failed", h.api)).await?;
+        list.as_array()?.first().cloned()
+    })
+    .await;
+    let url = format!("{}/notifications/{}", h.api, failed["Id"]);
+    let detail = get_json(&h.http, &url).await.unwrap();
+    let attempts = detail["Attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{detail}");
+    for a in attempts {
+        assert_eq!(
+            (&a["StatusCode"], &a["Error"]),
+            (&json!(500), &json!("HTTP 500"))
+        );
+        assert!(
+            a["LatencyMs"].as_i64().is_some() && a["At"].is_string(),
+            "{a}"
+        );
+    }
+
+    let retry = format!("{url}/retry");
+    let res = h.http.post(&retry).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a retry needs a key");
+    let res = h.http.post(&retry).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["State"], "pending");
+    assert_eq!(body["Attempts"].as_array().map(Vec::len), Some(3), "{body}");
+    let got = eventually(20, "the retried notification", || async {
+        receiver.got().into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        got.key,
+        down.to_string(),
+        "the same key as every attempt before"
+    );
+    let detail = eventually(20, "the notification to be sent", || async {
+        let d = get_json(&h.http, &url).await?;
+        (d["State"] == "sent").then_some(d)
+    })
+    .await;
+    let attempts = detail["Attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4);
+    assert_eq!(
+        (&attempts[3]["StatusCode"], &attempts[3]["Error"]),
+        (&json!(200), &Value::Null)
+    );
+
+    let missing = format!("{}/notifications/999999/retry", h.api);
+    let res = h.http.post(&missing).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = h
+        .http
+        .get(format!("{}/notifications/x", h.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
 #[tokio::test]
 async fn kill_9_of_the_delivering_notifier_loses_and_reorders_nothing() {
     let h = Harness::new().await;
