@@ -490,3 +490,49 @@ async fn the_status_page_shows_watchers_that_disagree_and_one_gone_silent() {
     .unwrap();
     page.close().await.unwrap();
 }
+
+/// The badges, as a README shows them: an image that a browser renders,
+/// saying the status, and the uptime in its colour.
+#[tokio::test]
+async fn badges_render_in_a_browser() {
+    let api = Api::start().await;
+    let mut conn = api.db.connect().await;
+    sqlx::query(
+        "INSERT INTO elkservice (id, name, status, running) VALUES (1, 'kibana', 'down', FALSE)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (_driver, page) = browser().await;
+    // A page of the api's origin, its body replaced by the three images.
+    page.goto(&format!("{}/status/", api.url)).await.unwrap();
+    page.execute(
+        "document.body.innerHTML = \
+           '<img id=\"s\" src=\"/badge/kibana/status.svg\"> \
+            <img id=\"u\" src=\"/badge/kibana/uptime.svg?window=7d\"> \
+            <img id=\"n\" src=\"/badge/nobody/status.svg\">';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let widths = eventually(20, "the three badges to load", || async {
+        let w = page
+            .execute(
+                "const ids = ['s', 'u', 'n'].map((id) => document.getElementById(id));\
+                 return ids.every((i) => i.complete && i.naturalWidth > 0) \
+                   ? ids.map((i) => [i.naturalWidth, i.naturalHeight]) : null;",
+                vec![],
+            )
+            .await
+            .ok()?;
+        (!w.is_null()).then_some(w)
+    })
+    .await;
+    for size in widths.as_array().unwrap() {
+        assert_eq!(size[1], 20, "a badge is 20 px high: {widths}");
+        assert!(size[0].as_u64().unwrap() > 60, "{widths}");
+    }
+    let shot = page.screenshot().await.unwrap();
+    std::fs::write(std::env::temp_dir().join("elkservice-badges.png"), shot).unwrap();
+    page.close().await.unwrap();
+}

@@ -3,7 +3,7 @@
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    changes, health, notifications, overview, services, silences, stream, uptime, watchers,
+    badge, changes, health, notifications, overview, services, silences, stream, uptime, watchers,
 };
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
@@ -33,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         silences::create,
         silences::list,
         silences::delete,
+        badge::status,
+        badge::uptime,
         notifications::list,
         notifications::get,
         notifications::retry,

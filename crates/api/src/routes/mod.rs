@@ -1,6 +1,7 @@
 //! HTTP routes: the service resource, silences, notifications and watchers, the status
 //! page and the operational endpoints.
 
+pub mod badge;
 pub mod changes;
 pub mod health;
 pub mod notifications;
@@ -50,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/notifications/{Id}/retry", "POST").route(web::post().to(notifications::retry)),
     )
     .service(resource("/watchers", "GET").route(web::get().to(watchers::list)))
+    .service(resource("/badge/{Name}/status.svg", "GET").route(web::get().to(badge::status)))
+    .service(resource("/badge/{Name}/uptime.svg", "GET").route(web::get().to(badge::uptime)))
     .service(resource("/watchers/{Id}", "DELETE").route(web::delete().to(watchers::delete)));
     cfg.service(resource("/", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))

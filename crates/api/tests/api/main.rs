@@ -2,6 +2,7 @@
 //! on the real MariaDB (DATABASE_URL names the server; `scripts/services` starts it).
 
 mod auth;
+mod badge;
 mod changes;
 mod concurrency;
 mod crud;

@@ -45,6 +45,19 @@ pub fn count() -> QueryBuilder<'static, MySql> {
     QueryBuilder::new("SELECT COUNT(*) FROM elkservice")
 }
 
+/// One row by its name, without its votes.
+pub async fn fetch_by_name(
+    conn: &mut MySqlConnection,
+    name: &ServiceName,
+) -> Result<Option<Service>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SERVICE_COLUMNS} FROM elkservice WHERE name = ?"
+    ))
+    .bind(name.as_str())
+    .fetch_optional(conn)
+    .await
+}
+
 /// One row, with its votes.
 pub async fn fetch(conn: &mut MySqlConnection, id: i64) -> Result<Option<Service>, sqlx::Error> {
     let found: Option<Service> = sqlx::query_as(&format!(
