@@ -3,7 +3,8 @@
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    badge, changes, health, notifications, overview, services, silences, stream, uptime, watchers,
+    atom, badge, changes, health, notifications, overview, services, silences, stream, uptime,
+    watchers,
 };
 use elkservice_core::store::feed::{Change, ChangeKind};
 use elkservice_core::{Service, ServiceEvent, Status};
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         silences::create,
         silences::list,
         silences::delete,
+        atom::feed,
         badge::status,
         badge::uptime,
         notifications::list,

@@ -1,6 +1,7 @@
 //! HTTP routes: the service resource, silences, notifications and watchers, the status
 //! page and the operational endpoints.
 
+pub mod atom;
 pub mod badge;
 pub mod changes;
 pub mod health;
@@ -58,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/status", "GET").route(web::get().to(status::to_page)))
         .service(resource("/status/", "GET").route(web::get().to(status::index)))
         .service(resource("/status/overview", "GET").route(web::get().to(overview::overview)))
+        .service(resource("/status/feed.atom", "GET").route(web::get().to(atom::feed)))
         .service(resource("/status/app.js", "GET").route(web::get().to(status::script)))
         .service(resource("/status/style.css", "GET").route(web::get().to(status::style)));
     cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))

@@ -1,6 +1,7 @@
 //! Integration tests: the API on a random port over a fresh database of its own
 //! on the real MariaDB (DATABASE_URL names the server; `scripts/services` starts it).
 
+mod atom;
 mod auth;
 mod badge;
 mod changes;

@@ -1,9 +1,9 @@
 //! `elkservice_event`: one row per status transition, whoever caused it (a
 //! watcher's observation applied by the writer, or a client through the api).
 
-use super::columns::{optional_status, statement_chunks, status};
+use super::columns::{name, optional_status, statement_chunks, status};
 use super::script::Script;
-use crate::domain::{ServiceEvent, Status};
+use crate::domain::{ServiceEvent, ServiceName, Status};
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder, Row};
@@ -201,4 +201,42 @@ pub async fn windows(
         }
     }
     Ok(found)
+}
+
+/// A transition into or out of a problem, with its service's name.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub id: i64,
+    pub name: ServiceName,
+    pub from_status: Option<Status>,
+    pub status: Status,
+    pub detail: Option<String>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// The newest `limit` transitions into or out of `down` or `degraded`,
+/// newest first. Walked backwards by the primary key, it stops at `limit`
+/// matches.
+pub async fn problems(conn: &mut MySqlConnection, limit: u32) -> Result<Vec<Problem>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT e.id, s.name, e.from_status, e.status, e.detail, e.observed_at \
+         FROM elkservice_event e JOIN elkservice s ON s.id = e.service_id \
+         WHERE e.status IN ('down', 'degraded') OR e.from_status IN ('down', 'degraded') \
+         ORDER BY e.id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Problem {
+                id: row.try_get("id")?,
+                name: name(row)?,
+                from_status: optional_status(row, "from_status")?,
+                status: status(row, "status")?,
+                detail: row.try_get("detail")?,
+                observed_at: row.try_get("observed_at")?,
+            })
+        })
+        .collect()
 }
