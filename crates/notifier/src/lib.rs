@@ -242,6 +242,12 @@ impl Lead {
             }
         }
         for ((webhook, name), track) in &tracks {
+            // An empty track is what a missing one reads as: its row goes
+            // (a deleted service's, and one whose problems are all over).
+            if *track == Track::default() {
+                notifications::forget_track(&mut tx, webhook, name.as_str()).await?;
+                continue;
+            }
             let json = serde_json::to_string(track).expect("a track serialises");
             let wake_at = self.webhooks.get(webhook).and_then(|w| track.wake_at(w));
             notifications::save_track(&mut tx, webhook, name.as_str(), &json, wake_at).await?;

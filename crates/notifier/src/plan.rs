@@ -82,13 +82,14 @@ fn ends_problem(webhook: &Webhook, status: Status) -> bool {
 pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: bool) -> Vec<Action> {
     let Some(service) = &change.service else {
         // Deleted: nothing more to say about it; a notification not yet due
-        // is withdrawn.
+        // is withdrawn, and the track is emptied (a service made later under
+        // the name starts afresh), so its row goes.
         let mut actions = Vec::new();
         if let Some(Problem {
             key: Some(key),
             due,
             ..
-        }) = track.problem.take()
+        }) = std::mem::take(track).problem
         {
             if due > change.at {
                 actions.push(Action::Cancel(key));

@@ -250,6 +250,20 @@ pub async fn save_track(
     Ok(())
 }
 
+/// Drop a track: what it held is what a missing one reads as.
+pub async fn forget_track(
+    conn: &mut MySqlConnection,
+    webhook: &str,
+    service: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM elkservice_notifier_track WHERE webhook = ? AND service_name = ?")
+        .bind(webhook)
+        .bind(service)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The tracks with something to send by `now`: (webhook, service, track).
 pub async fn waking(
     conn: &mut MySqlConnection,

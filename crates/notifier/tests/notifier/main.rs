@@ -374,6 +374,43 @@ async fn discord_teams_ntfy_and_pagerduty_get_their_own_bodies() {
     );
 }
 
+/// What the notifier keeps per service goes with the service: a deleted one
+/// leaves no track, and its notification not yet due is withdrawn.
+#[tokio::test]
+async fn a_deleted_service_leaves_no_track_behind() {
+    let h = Harness::new().await;
+    let receiver = Receiver::start(0);
+    let _stop = h.start(vec![receiver.webhook(3600)]).await;
+    let id = h.create("es").await;
+    let down = h.set(id, "es", "down").await;
+    h.planned_through(down).await;
+    let tracks = || async {
+        let mut conn = h.db.connect().await;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM elkservice_notifier_track")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(tracks().await, 1, "an open problem is tracked");
+    let res = h
+        .http
+        .delete(format!("{}/elkservice/{id}", h.api))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let deleted = h.last_seq().await;
+    h.planned_through(deleted).await;
+    assert_eq!(tracks().await, 0, "the deleted service's track is gone");
+    let list = get_json(&h.http, &format!("{}/notifications", h.api))
+        .await
+        .unwrap();
+    assert_eq!(list[0]["State"], "cancelled", "{list}");
+    assert!(receiver.got().is_empty());
+}
+
 #[tokio::test]
 async fn a_problem_shorter_than_min_down_and_a_silenced_one_send_nothing() {
     let h = Harness::new().await;
