@@ -33,9 +33,10 @@ use crate::listing::Listing;
 use elkservice_core::store::feed::Change;
 use elkservice_core::store::services::CheckTimes;
 use elkservice_core::store::unannounced::Noted;
+use elkservice_core::store::votes::Watcher;
 use elkservice_core::{Service, Vote};
 use rows::{Rows, Slot};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -188,6 +189,31 @@ impl ReadModel {
         }
         let state = self.read();
         Some((state.seq, state.rows.overview(ask)))
+    }
+
+    /// Every watcher with a vote, as the votes in memory show them (as of
+    /// their last refresh, once a second); None while the model is behind.
+    /// Aggregating the votes table instead costs a third of a second at
+    /// 100k services with three watchers each.
+    pub fn watchers(&self) -> Option<Vec<Watcher>> {
+        if !self.fresh() {
+            return None;
+        }
+        let state = self.read();
+        let mut by_id: BTreeMap<&str, Watcher> = BTreeMap::new();
+        let rows = state.rows.slots.values().filter_map(|s| s.row.as_ref());
+        for vote in rows.flat_map(|r| &r.service.votes) {
+            let w = by_id.entry(&vote.watcher).or_insert_with(|| Watcher {
+                id: vote.watcher.clone(),
+                last_seen_at: vote.observed_at,
+                services: 0,
+                fresh: false,
+            });
+            w.last_seen_at = w.last_seen_at.max(vote.observed_at);
+            w.services += 1;
+            w.fresh |= vote.fresh;
+        }
+        Some(by_id.into_values().collect())
     }
 
     /// Every feed entry up to this Seq is applied.

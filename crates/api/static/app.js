@@ -438,8 +438,9 @@ async function refreshChecks() {
       entry.row.Votes = Votes;
     }
   }
-  const res = await fetch("/watchers");
-  if (res.ok) showWatchers(await res.json());
+  // The overview's watchers come from memory; GET /watchers reads the table.
+  const res = await fetch("/status/overview?limit=1");
+  if (res.ok) showWatchers((await res.json()).Watchers);
 }
 
 // "Changed … ago", the check times, the timelines and the 24 h figures move

@@ -84,7 +84,7 @@ pub async fn overview(
             (seq, overview::compute(all.iter(), &ask))
         }
     };
-    overview.watchers = watchers::all(&mut conn).await?;
+    overview.watchers = watchers::shown(&state, &mut conn).await?;
     let to = Utc::now();
     let from = to - Duration::hours(24);
     let ids: Vec<i64> = overview.services.iter().map(|c| c.service.id).collect();

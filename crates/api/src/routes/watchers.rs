@@ -38,10 +38,25 @@ pub async fn list(_: ReadAccess, state: web::Data<AppState>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(all(&mut conn).await?))
 }
 
-/// Every watcher that has a vote, by Id.
+/// Every watcher that has a vote, by Id, as the table has them.
 pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<WatcherBody>, sqlx::Error> {
-    let all = votes::watchers(conn).await?;
-    Ok(all
+    Ok(bodies(votes::watchers(conn).await?))
+}
+
+/// The same from the read model when it is fresh (what the status page
+/// shows, up to a second behind), else from the table.
+pub async fn shown(
+    state: &AppState,
+    conn: &mut sqlx::MySqlConnection,
+) -> Result<Vec<WatcherBody>, sqlx::Error> {
+    match state.model.as_ref().and_then(|m| m.watchers()) {
+        Some(watchers) => Ok(bodies(watchers)),
+        None => all(conn).await,
+    }
+}
+
+fn bodies(watchers: Vec<votes::Watcher>) -> Vec<WatcherBody> {
+    watchers
         .into_iter()
         .map(|w| WatcherBody {
             id: w.id,
@@ -49,7 +64,7 @@ pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<WatcherBody>, s
             services: w.services,
             fresh: w.fresh,
         })
-        .collect())
+        .collect()
 }
 
 /// Forget a watcher now: its votes are deleted, so it leaves the quorum of
