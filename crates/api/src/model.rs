@@ -27,7 +27,7 @@ mod cached;
 mod rows;
 mod walks;
 
-pub use cached::{etag, Cached, Page};
+pub use cached::{etag, etag_of, Cached, Page};
 
 use crate::listing::Listing;
 use elkservice_core::store::feed::Change;

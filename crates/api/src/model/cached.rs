@@ -14,8 +14,9 @@ pub fn etag(service: &Service) -> EntityTag {
     etag_of(&serde_json::to_vec(service).expect("a row serialises"))
 }
 
-fn etag_of(json: &[u8]) -> EntityTag {
-    let digest = Sha256::digest(json);
+/// A strong entity tag for a representation: a digest of its bytes.
+pub fn etag_of(bytes: &[u8]) -> EntityTag {
+    let digest = Sha256::digest(bytes);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     EntityTag::new_strong(hex)
 }

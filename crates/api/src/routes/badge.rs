@@ -5,15 +5,15 @@
 
 use crate::auth::ReadAccess;
 use crate::error::ApiError;
+use crate::model::etag_of;
 use crate::state::AppState;
 use crate::uptime;
-use actix_web::http::header::{self, EntityTag, Header, IfNoneMatch};
+use actix_web::http::header::{self, Header, IfNoneMatch};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
 use elkservice_core::store::{history, services as rows};
 use elkservice_core::{ServiceName, Status};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -153,8 +153,7 @@ fn missing(label: &str) -> HttpResponse {
 
 /// The badge, or 304 when the client has it already.
 fn answer(req: &HttpRequest, svg: String) -> HttpResponse {
-    let digest = Sha256::digest(svg.as_bytes());
-    let tag = EntityTag::new_strong(digest[..12].iter().map(|b| format!("{b:02x}")).collect());
+    let tag = etag_of(svg.as_bytes());
     let fresh = req.headers().contains_key(header::IF_NONE_MATCH)
         && match IfNoneMatch::parse(req) {
             Ok(IfNoneMatch::Any) => true,
