@@ -13,19 +13,25 @@ use std::time::Duration;
 /// The schema, embedded at compile time from `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// [`connect_and_migrate`], again and again with a backoff (0.2 s doubling
-/// to 10 s) while the database is not ready (a program may start before
-/// it); None once `shutdown` says stop.
-pub async fn connect_and_migrate_retrying(
-    settings: &DatabaseSettings,
-    shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> Option<MySqlPool> {
-    let mut retry = Retry::new(
+/// The backoff while the database does not answer: 0.2 s doubling to 10 s,
+/// until `shutdown` says stop.
+pub fn retry(shutdown: &tokio::sync::watch::Receiver<bool>) -> Retry {
+    Retry::new(
         "database not ready",
         std::time::Duration::from_millis(200),
         std::time::Duration::from_secs(10),
         shutdown,
-    );
+    )
+}
+
+/// [`connect_and_migrate`], again and again with [`retry`]'s backoff while
+/// the database is not ready (a program may start before it); None once
+/// `shutdown` says stop.
+pub async fn connect_and_migrate_retrying(
+    settings: &DatabaseSettings,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Option<MySqlPool> {
+    let mut retry = retry(shutdown);
     loop {
         match connect_and_migrate(settings).await {
             Ok(pool) => return Some(pool),

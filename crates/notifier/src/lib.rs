@@ -27,7 +27,6 @@ use chrono::Utc;
 use elkservice_core::config::{ConfigError, LogSettings};
 use elkservice_core::ops::{self, Ready};
 use elkservice_core::program::Program;
-use elkservice_core::retry::Retry;
 use elkservice_core::shutdown::stopping;
 use elkservice_core::store::{feed, notifications, silences};
 use elkservice_core::{db, ServiceName};
@@ -108,12 +107,7 @@ impl Program for Notifier {
             return Ok(());
         };
         database.set(1);
-        let mut retry = Retry::new(
-            "database not ready",
-            Duration::from_millis(200),
-            Duration::from_secs(10),
-            &shutdown,
-        );
+        let mut retry = db::retry(&shutdown);
         let lead = Lead {
             webhooks: settings
                 .notifier
