@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
         health::metrics,
     ),
-    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, crate::overview::Overview, crate::overview::Group, crate::overview::Counts, crate::overview::Card, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, elkservice_core::store::notifications::Attempt, notifications::NotificationDetail, elkservice_core::Vote, watchers::WatcherBody, ErrorBody)),
+    components(schemas(Service, services::dto::ServiceFields, Status, services::dto::NewService, services::dto::ServiceUpdate, ServiceEvent, Change, ChangeKind, crate::uptime::Uptime, crate::uptime::Segment, crate::overview::Overview, crate::overview::Group, crate::overview::Counts, crate::overview::Card, silences::NewSilence, silences::SilenceBody, elkservice_core::store::notifications::Notification, elkservice_core::store::notifications::Attempt, notifications::NotificationDetail, elkservice_core::Vote, elkservice_core::store::votes::Watcher, ErrorBody)),
     modifiers(&BearerKey, &V1Aliases),
     tags(
         (name = "elkservice", description = "Watched services and their status"),

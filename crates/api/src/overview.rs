@@ -3,8 +3,8 @@
 //! first. Pure; `routes::overview` reads the rows (from the read model or the
 //! database) and the page's last day of transitions.
 
-use crate::routes::watchers::WatcherBody;
 use crate::uptime::Segment;
+use elkservice_core::store::votes::Watcher;
 use elkservice_core::{Service, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -102,7 +102,7 @@ pub struct Overview {
     pub services: Vec<Card>,
     /// Every watcher with a vote, as `GET /watchers` lists them: the page
     /// shows one that has gone silent.
-    pub watchers: Vec<WatcherBody>,
+    pub watchers: Vec<Watcher>,
 }
 
 /// Which services the page asks for.

@@ -5,31 +5,12 @@ use crate::auth::{Authorized, ReadAccess};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
-use elkservice_core::store::votes;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// A watcher, as its votes show it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "PascalCase")]
-pub struct WatcherBody {
-    /// Its `watcher.id`.
-    #[schema(example = "watcher-a")]
-    pub id: String,
-    /// Its newest observation of any service.
-    pub last_seen_at: DateTime<Utc>,
-    /// How many services it votes on.
-    pub services: u64,
-    /// False once every vote of it is older than the writer's
-    /// `stale_after_secs`: it has gone silent, and abstains.
-    pub fresh: bool,
-}
+use elkservice_core::store::votes::{self, Watcher};
 
 /// Every watcher that has a vote, by Id.
 #[utoipa::path(get, path = "/watchers", operation_id = "listWatchers", tag = "watchers",
     responses(
-        (status = 200, description = "The watchers", body = [WatcherBody]),
+        (status = 200, description = "The watchers", body = [Watcher]),
         (status = 401, description = "A key is required (when reads need one)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
@@ -39,8 +20,8 @@ pub async fn list(_: ReadAccess, state: web::Data<AppState>) -> Result<HttpRespo
 }
 
 /// Every watcher that has a vote, by Id, as the table has them.
-pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<WatcherBody>, sqlx::Error> {
-    Ok(bodies(votes::watchers(conn).await?))
+pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<Watcher>, sqlx::Error> {
+    votes::watchers(conn).await
 }
 
 /// The same from the read model when it is fresh (what the status page
@@ -48,23 +29,11 @@ pub async fn all(conn: &mut sqlx::MySqlConnection) -> Result<Vec<WatcherBody>, s
 pub async fn shown(
     state: &AppState,
     conn: &mut sqlx::MySqlConnection,
-) -> Result<Vec<WatcherBody>, sqlx::Error> {
+) -> Result<Vec<Watcher>, sqlx::Error> {
     match state.model.as_ref().and_then(|m| m.watchers()) {
-        Some(watchers) => Ok(bodies(watchers)),
+        Some(watchers) => Ok(watchers),
         None => all(conn).await,
     }
-}
-
-fn bodies(watchers: Vec<votes::Watcher>) -> Vec<WatcherBody> {
-    watchers
-        .into_iter()
-        .map(|w| WatcherBody {
-            id: w.id,
-            last_seen_at: w.last_seen_at,
-            services: w.services,
-            fresh: w.fresh,
-        })
-        .collect()
 }
 
 /// Forget a watcher now: its votes are deleted, so it leaves the quorum of

@@ -157,12 +157,20 @@ pub async fn forget_watcher(conn: &mut MySqlConnection, watcher: &str) -> Result
     Ok(done.rows_affected())
 }
 
-/// One watcher as its votes show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A watcher, as its votes show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = WatcherBody))]
+#[serde(rename_all = "PascalCase")]
 pub struct Watcher {
+    /// Its `watcher.id`.
+    #[cfg_attr(feature = "openapi", schema(example = "watcher-a"))]
     pub id: String,
+    /// Its newest observation of any service.
     pub last_seen_at: DateTime<Utc>,
+    /// How many services it votes on.
     pub services: u64,
+    /// False once every vote of it is older than the writer's
+    /// `stale_after_secs`: it has gone silent, and abstains.
     pub fresh: bool,
 }
 
