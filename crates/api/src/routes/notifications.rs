@@ -114,7 +114,7 @@ pub async fn get(
     let mut conn = state.pool.acquire().await?;
     match notifications::get(&mut conn, id).await? {
         Some(found) => Ok(HttpResponse::Ok().json(NotificationDetail::of(found))),
-        None => Err(ApiError::NotFound(format!("no notification with Id {id}"))),
+        None => Err(not_found(id)),
     }
 }
 
@@ -141,7 +141,7 @@ pub async fn retry(
     let mut conn = state.pool.acquire().await?;
     match notifications::retry(&mut conn, id).await? {
         Retry::Queued => {}
-        Retry::NotFound => return Err(ApiError::NotFound(format!("no notification with Id {id}"))),
+        Retry::NotFound => return Err(not_found(id)),
         Retry::Refused(state) => {
             return Err(ApiError::Conflict(format!(
                 "notification {id} is {state}: only a failed, skipped or sent one is sent again"
@@ -150,6 +150,10 @@ pub async fn retry(
     }
     let found = notifications::get(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no notification with Id {id}")))?;
+        .ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Accepted().json(NotificationDetail::of(found)))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no notification with Id {id}"))
 }

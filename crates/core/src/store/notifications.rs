@@ -278,6 +278,10 @@ pub async fn waking(
     .await
 }
 
+/// The columns that make a [`Notification`].
+const NOTIFICATION_COLUMNS: &str = "id, webhook, idempotency_key, service_name, kind, state, \
+     attempts, last_error, due_at, created_at, updated_at";
+
 /// A notification as people read it (`GET /notifications`).
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -308,11 +312,10 @@ pub async fn list(
     state: Option<State>,
     limit: u32,
 ) -> Result<Vec<Notification>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, webhook, idempotency_key, service_name, kind, state, attempts, last_error, \
-         due_at, created_at, updated_at FROM elkservice_notification \
-         WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM elkservice_notification \
+         WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?"
+    ))
     .bind(state.map(State::as_str))
     .bind(state.map(State::as_str))
     .bind(limit)
@@ -363,10 +366,9 @@ pub async fn get(
     conn: &mut MySqlConnection,
     id: i64,
 ) -> Result<Option<(Notification, Vec<Attempt>)>, sqlx::Error> {
-    let found: Option<Notification> = sqlx::query_as(
-        "SELECT id, webhook, idempotency_key, service_name, kind, state, attempts, last_error, \
-         due_at, created_at, updated_at FROM elkservice_notification WHERE id = ?",
-    )
+    let found: Option<Notification> = sqlx::query_as(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM elkservice_notification WHERE id = ?"
+    ))
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
