@@ -1,6 +1,7 @@
 //! A notification's body in each webhook format, as each service documents
 //! what it accepts. Pure, so each shape is tested here.
 
+use crate::plan;
 use crate::settings::{Format, Webhook};
 use elkservice_core::store::feed::Change;
 use elkservice_core::store::notifications::Kind;
@@ -86,7 +87,7 @@ fn pagerduty(webhook: &Webhook, m: &Message) -> Value {
         Kind::Resolved => ("resolve", m.problem_key.unwrap_or(m.key)),
         // The stable message ends the flapping alert: its key is the
         // flapping one's with `-stable`.
-        Kind::Stable => ("resolve", m.key.trim_end_matches("-stable")),
+        Kind::Stable => ("resolve", m.key.trim_end_matches(plan::STABLE)),
     };
     let dedup_key = format!("elkservice-{name}-{opened_by}");
     if action == "resolve" {

@@ -24,6 +24,9 @@ use elkservice_core::store::notifications::{Kind, NewNotification};
 use elkservice_core::Status;
 use serde::{Deserialize, Serialize};
 
+/// The stable message's key is the flapping one's with this after it.
+pub const STABLE: &str = "-stable";
+
 /// What the planner keeps per webhook and service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Track {
@@ -172,7 +175,7 @@ pub fn plan(webhook: &Webhook, track: &mut Track, change: &Change, silenced: boo
 fn flap(webhook: &Webhook, track: &mut Track, change: &Change, begins: bool) -> Vec<Action> {
     let service = change.service.as_ref().expect("a row");
     let mut actions = Vec::new();
-    let stable_key = format!("{}-stable", change.seq);
+    let stable_key = format!("{}{STABLE}", change.seq);
     let stable_body = notification(
         webhook,
         change,
