@@ -1,7 +1,8 @@
 //! The dead man's switch ([`SelfcheckSettings`]). Every interval the writer
 //! publishes a selfcheck to the status exchange, as a watcher publishes an
 //! observation; whichever writer takes it off the queue records its nonce in
-//! the database with the batch it came in. Only when the nonce is there
+//! the database once the batch it came in is applied, before acking it. Only
+//! when the nonce is there
 //! within the deadline is `ping_url` fetched. So the pings stop when the
 //! broker is down, when no writer applies (stopped, stuck, or its database
 //! read-only), and when the database cannot be written; an outside monitor
